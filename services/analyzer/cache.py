@@ -1,0 +1,61 @@
+"""The one-hour score cache and the per-blog crawl lock, both in Redis.
+
+The gateway reads the cache to answer repeats at once; workers write it and take the lock so
+that two jobs for one blog never crawl it twice at the same time (the second waits and reuses).
+"""
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import redis
+
+from services.common.contracts.analysis import score_cache_key
+
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+
+
+def lock_key(blog_url: str) -> str:
+    return f"offload:analyzer:crawl-lock:{blog_url}"
+
+
+def get_fresh(client: "redis.Redis[bytes]", blog_url: str) -> dict[str, Any] | None:
+    """The cached result for a blog if it is younger than the cache TTL."""
+    raw = client.get(score_cache_key(blog_url))
+    if raw is None:
+        return None
+    entry: dict[str, Any] = json.loads(raw)
+    return entry
+
+
+def put(
+    client: "redis.Redis[bytes]", blog_url: str, job_id: UUID, result: dict[str, Any], ttl_s: int
+) -> None:
+    """Cache a finished score, naming the job that produced it."""
+    entry = {"job_id": str(job_id), "result": result}
+    client.set(score_cache_key(blog_url), json.dumps(entry), ex=ttl_s)
+
+
+@contextmanager
+def crawl_lock(
+    client: "redis.Redis[bytes]", blog_url: str, ttl_s: int, wait_s: float
+) -> Iterator[bool]:
+    """Hold the blog's crawl lock; yields False if another holder kept it for `wait_s`."""
+    token = uuid.uuid4().hex
+    key = lock_key(blog_url)
+    deadline = time.monotonic() + wait_s
+    acquired = bool(client.set(key, token, nx=True, ex=ttl_s))
+    while not acquired and time.monotonic() < deadline:
+        time.sleep(0.1)
+        acquired = bool(client.set(key, token, nx=True, ex=ttl_s))
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            client.eval(_RELEASE, 1, key, token)

@@ -1,0 +1,30 @@
+"""Celery beat for every service: publishes periodic tasks by name to their service's queue.
+
+Beat imports no worker code; it only needs task names and queues, which are contracts.
+`python -m services.common.beat` runs it.
+"""
+
+import sys
+import tempfile
+from pathlib import Path
+
+from services.common.config import ServiceSettings
+from services.common.worker.app import create_celery
+
+SCHEDULE: dict[str, dict[str, object]] = {
+    "analyzer-sweep-stale-jobs": {
+        "task": "analyzer.sweep_stale_jobs",
+        "schedule": 60.0,
+        "options": {"queue": "analyzer", "priority": 9, "expires": 55},
+    },
+}
+
+settings = ServiceSettings()
+app = create_celery(None, settings)
+app.conf.beat_schedule = SCHEDULE
+app.conf.beat_schedule_filename = str(Path(tempfile.gettempdir()) / "offload-beat-schedule")
+
+if __name__ == "__main__":
+    from services.common.launch import run_worker
+
+    run_worker("beat", "services.common.beat", ["beat", *sys.argv[1:]])

@@ -1,0 +1,156 @@
+"""The base of every job task: start, progress, cancel, retry with backoff, dead-letter.
+
+A task body validates its payload and hands a plain function to `run_job`; everything a job
+needs around that function (status transitions, cancellation that sticks, retries for
+transient errors only, dead-lettering with a reason, poison-message detection) lives here.
+"""
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+from uuid import UUID
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from services.common import metrics
+from services.common.config import ServiceSettings
+from services.common.jobs import StartOutcome
+from services.common.worker.deadletter import dead_letter
+from services.common.worker.resources import Resources, resources
+
+log = logging.getLogger(__name__)
+
+# A message whose delivery killed its worker this many times is dead-lettered, not run again.
+MAX_WORKER_KILLS = 3
+# The gateway commits a job row just after the broker confirms; a fast worker may be earlier.
+JOB_ROW_WAIT_S = 5.0
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while its task was running."""
+
+
+def backoff_delay(retries: int, base_s: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with equal jitter: base*2^n, half fixed and half random."""
+    ceiling = base_s * (2**retries)
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+class JobContext:
+    """What the domain function sees of its job: its id and a way to report progress."""
+
+    def __init__(self, job_id: UUID, res: Resources, min_interval_s: float = 0.5) -> None:
+        self.job_id = job_id
+        self._res = res
+        self._min_interval_s = min_interval_s
+        self._last_write = 0.0
+
+    def progress(self, done: int, total: int) -> None:
+        """Record progress (throttled); raises JobCancelled once the job was cancelled."""
+        now = time.monotonic()
+        if done < total and now - self._last_write < self._min_interval_s:
+            return
+        self._last_write = now
+        if not self._res.jobs.progress(self.job_id, done, total):
+            raise JobCancelled(str(self.job_id))
+
+
+class JobTask(Task):  # type: ignore[misc]
+    """Celery task base for tasks that carry a job id."""
+
+    abstract = True
+    # Transient errors: retried with backoff, then dead-lettered.
+    retry_on: ClassVar[tuple[type[BaseException], ...]] = ()
+    # Expected business failures: the job fails at once with the error's code, no retry.
+    fail_on: ClassVar[tuple[type[BaseException], ...]] = ()
+    retry_backoff_s: ClassVar[float] = 10.0
+
+    @property
+    def settings(self) -> ServiceSettings:
+        settings: ServiceSettings = self.app.conf["offload_settings"]
+        return settings
+
+    @property
+    def service(self) -> str:
+        return str(self.app.main).removeprefix("offload-")
+
+    def run_job(
+        self, job_id: UUID, work: Callable[[JobContext], Mapping[str, Any]]
+    ) -> Mapping[str, Any] | None:
+        """Run `work` for the job, settling the job whatever happens."""
+        res = resources(self.settings)
+        if self._killed_too_often(res, job_id):
+            return None
+        outcome = self._start(res, job_id)
+        if outcome is not StartOutcome.STARTED:
+            log.info("job not started: %s", outcome)
+            self._count("skipped")
+            return None
+        try:
+            result = work(JobContext(job_id, res))
+        except JobCancelled:
+            log.info("job cancelled while running")
+            self._count("cancelled")
+            return None
+        except self.retry_on as exc:
+            self._retry_or_give_up(res, job_id, exc)
+            return None
+        except self.fail_on as exc:
+            code = str(getattr(exc, "code", type(exc).__name__))
+            res.jobs.fail(job_id, code, str(exc))
+            log.info("job failed: %s: %s", code, exc)
+            self._count("failed")
+            return None
+        except SoftTimeLimitExceeded as exc:
+            self._give_up(res, job_id, "timeout", f"soft time limit exceeded: {exc}")
+            return None
+        except Exception as exc:
+            self._give_up(res, job_id, "internal_error", f"{type(exc).__name__}: {exc}")
+            raise
+        if res.jobs.succeed(job_id, result):
+            self._count("succeeded")
+        else:
+            log.info("job was settled elsewhere (cancelled?) before it succeeded")
+            self._count("cancelled")
+        return result
+
+    def _start(self, res: Resources, job_id: UUID) -> StartOutcome:
+        deadline = time.monotonic() + JOB_ROW_WAIT_S
+        while True:
+            outcome = res.jobs.start(job_id)
+            if outcome is not StartOutcome.MISSING or time.monotonic() > deadline:
+                return outcome
+            time.sleep(0.05)
+
+    def _killed_too_often(self, res: Resources, job_id: UUID) -> bool:
+        key = f"offload:deliveries:{self.request.id}:{self.request.retries or 0}"
+        deliveries = int(res.redis.incr(key))
+        res.redis.expire(key, 24 * 3600)
+        if deliveries <= MAX_WORKER_KILLS:
+            return False
+        reason = f"message killed its worker {deliveries - 1} times"
+        self._give_up(res, job_id, "poison_message", reason)
+        return True
+
+    def _retry_or_give_up(self, res: Resources, job_id: UUID, exc: BaseException) -> None:
+        retries = self.request.retries or 0
+        if retries >= self.max_retries:
+            self._give_up(res, job_id, "retries_exhausted",
+                          f"{type(exc).__name__} after {retries + 1} attempts: {exc}")
+            return
+        delay = backoff_delay(retries, self.retry_backoff_s)
+        res.jobs.retry_scheduled(job_id, delay, str(exc))
+        log.warning("transient failure, retry %d in %.1f s: %s", retries + 1, delay, exc)
+        self._count("retried")
+        raise self.retry(exc=exc, countdown=delay)
+
+    def _give_up(self, res: Resources, job_id: UUID, code: str, message: str) -> None:
+        res.jobs.fail(job_id, code, message)
+        dead_letter(self, reason=code, error=message)
+        self._count("dead_lettered")
+
+    def _count(self, outcome: str) -> None:
+        metrics.TASKS.labels(self.service, self.name, outcome).inc()

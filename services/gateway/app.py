@@ -1,0 +1,70 @@
+"""The gateway application: `create_app(settings)` builds it; the lifespan owns the clients."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
+
+from services.common import logs
+from services.gateway.broker import Publisher
+from services.gateway.config import GatewaySettings
+from services.gateway.deps import Clients
+from services.gateway.errors import GatewayError, handle_gateway_error
+from services.gateway.jobs import JobRepository
+from services.gateway.middleware import RequestContextMiddleware
+from services.gateway.routes import analyses, health, jobs
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Offload takes heavy work off web request paths. Submit a job, get its id in milliseconds
+(after the broker has confirmed it), then poll `GET /v1/jobs/{job_id}`.
+
+Every route but the operational ones needs `Authorization: Bearer <key>`. POSTs that create
+jobs accept an `Idempotency-Key` header. Every response carries `X-Request-ID`.
+"""
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """Build the gateway for `settings` (read from the environment when omitted)."""
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = AsyncConnectionPool(settings.database_url, min_size=2,
+                                   max_size=settings.db_pool_max, open=False,
+                                   name="offload-gateway")
+        await pool.open()
+        publisher = Publisher(settings.amqp_url, channels=settings.amqp_channels,
+                              timeout_s=settings.publish_timeout_s,
+                              retry_after_s=settings.retry_after_s)
+        await publisher.start()
+        redis_client: aioredis.Redis[bytes] = aioredis.Redis.from_url(settings.redis_url)
+        app.state.clients = Clients(settings=settings, jobs=JobRepository(pool),
+                                    publisher=publisher, redis=redis_client)
+        log.info("gateway ready on port %d", settings.gateway_port)
+        try:
+            yield
+        finally:
+            await publisher.close()
+            await redis_client.aclose()
+            await pool.close()
+
+    app = FastAPI(title="Offload gateway", version="0.1.0", description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_exception_handler(GatewayError, handle_gateway_error)
+    app.include_router(health.router)
+    app.include_router(analyses.router)
+    app.include_router(jobs.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Uvicorn factory (`--factory services.gateway.app:app_from_env`)."""
+    settings = GatewaySettings()
+    logs.configure("gateway", settings.log_level, settings.log_json)
+    return create_app(settings)

@@ -1,0 +1,40 @@
+"""Gateway settings (OFFLOAD_* environment variables)."""
+
+from pydantic import Field, model_validator
+
+from services.common.config import DEV_API_KEY, ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    """How the gateway listens, authenticates and talks to the broker."""
+
+    # Comma-separated bearer keys. Required outside development; the dev key is refused there.
+    api_keys: str = ""
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    gateway_workers: int = 1
+    # A publish not confirmed within this time answers 503 (well inside the 2 s promise).
+    publish_timeout_s: float = 1.5
+    retry_after_s: int = 5
+    idempotency_ttl_s: int = 24 * 3600
+    db_pool_max: int = Field(default=16, ge=1)
+    amqp_channels: int = Field(default=4, ge=1)
+    # How long a running analysis answers for repeated submissions of the same blog.
+    analysis_inflight_ttl_s: int = 15 * 60
+
+    @model_validator(mode="after")
+    def _keys_required_outside_development(self) -> "GatewaySettings":
+        keys = self.keys()
+        if self.environment != "development":
+            if not keys:
+                raise ValueError("OFFLOAD_API_KEYS must be set outside development")
+            if self.environment == "production" and DEV_API_KEY in keys:
+                raise ValueError("OFFLOAD_API_KEYS contains the development key")
+        return self
+
+    def keys(self) -> frozenset[str]:
+        """The accepted bearer keys; the development key when none are configured in development."""
+        keys = frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+        if not keys and self.environment == "development":
+            return frozenset({DEV_API_KEY})
+        return keys

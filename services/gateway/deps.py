@@ -1,0 +1,64 @@
+"""Dependencies routes declare with Annotated aliases: clients, auth, idempotency."""
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import redis.asyncio as aioredis
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.gateway.broker import Publisher
+from services.gateway.config import GatewaySettings
+from services.gateway.errors import Unauthorized
+from services.gateway.jobs import JobRepository
+
+
+@dataclass(frozen=True)
+class Clients:
+    """What the lifespan opened; lives on app.state.clients."""
+
+    settings: GatewaySettings
+    jobs: JobRepository
+    publisher: Publisher
+    redis: "aioredis.Redis[bytes]"
+
+
+def _clients(request: Request) -> Clients:
+    clients: Clients = request.app.state.clients
+    return clients
+
+
+ClientsDep = Annotated[Clients, Depends(_clients)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from OFFLOAD_API_KEYS")
+
+
+def _api_key(
+    clients: ClientsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    if credentials is None:
+        raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    offered = credentials.credentials.encode()
+    if not any(hmac.compare_digest(offered, key.encode()) for key in clients.settings.keys()):
+        raise Unauthorized("invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+    return credentials.credentials
+
+
+ApiKey = Annotated[str, Depends(_api_key)]
+
+
+def key_scope(api_key: str) -> str:
+    """The idempotency scope of an API key (a hash; keys are never stored)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:32]
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", max_length=255,
+           description="Same key (per API key) within 24 h returns the same job"),
+]
+
+Json = dict[str, Any]

@@ -1,0 +1,61 @@
+"""Gateway errors: one base, narrow subclasses carrying their HTTP status, one handler."""
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway shows to a client."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class Unauthorized(GatewayError):
+    """No bearer key, or one that is not accepted."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class JobNotFound(GatewayError):
+    """The job id was never issued by this system."""
+
+    status_code = 404
+    code = "job_not_found"
+
+
+class JobAlreadyFinished(GatewayError):
+    """The job cannot be cancelled because it already finished."""
+
+    status_code = 409
+    code = "job_finished"
+
+
+class IdempotencyKeyReused(GatewayError):
+    """The Idempotency-Key was used before for a different request."""
+
+    status_code = 422
+    code = "idempotency_key_reused"
+
+
+class BrokerUnavailable(GatewayError):
+    """The broker did not confirm the job in time; nothing was accepted."""
+
+    status_code = 503
+    code = "broker_unavailable"
+
+
+async def handle_gateway_error(request: Request, exc: Exception) -> JSONResponse:
+    """Render any GatewayError as {"error": {"code", "message"}} with its status."""
+    assert isinstance(exc, GatewayError)
+    return JSONResponse(
+        {"error": {"code": exc.code, "message": exc.message}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )

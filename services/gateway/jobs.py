@@ -1,0 +1,159 @@
+"""Creating, reading and cancelling jobs from the gateway (async, same SQL as the workers).
+
+A job row and its broker message are created together: the row is inserted in a transaction
+that commits only after the broker confirmed the message, so a failed publish leaves nothing
+behind claiming "queued". Workers tolerate seeing the message a moment before the commit.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from services.common.contracts import MESSAGE_PRIORITY, TaskContract
+from services.common.jobs import CANCEL_JOB, INSERT_JOB, SELECT_JOB, JobStatus
+from services.gateway import celery_message
+from services.gateway.broker import Publisher
+from services.gateway.errors import IdempotencyKeyReused, JobAlreadyFinished, JobNotFound
+
+CLAIM_IDEMPOTENCY_KEY = """
+INSERT INTO idempotency_keys (scope, key, request_hash, job_id) VALUES (%s, %s, %s, %s)
+ON CONFLICT (scope, key) DO UPDATE
+SET request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id, created_at = now()
+WHERE idempotency_keys.created_at < now() - make_interval(secs => %s)
+RETURNING job_id
+"""
+
+FIND_IDEMPOTENT_JOB = """
+SELECT request_hash, job_id FROM idempotency_keys
+WHERE scope = %s AND key = %s AND created_at >= now() - make_interval(secs => %s)
+"""
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A client's Idempotency-Key, scoped to its API key, and a hash of what it asked for."""
+
+    scope: str
+    key: str
+    request_hash: str
+    ttl_s: int
+
+
+def request_hash(payload: dict[str, Any]) -> str:
+    """A stable hash of a request body, to tell a retry from a different request."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class _KeyHeld(Exception):
+    """Another live request already holds this Idempotency-Key (rolls our insert back)."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A job row and whether this request created it (False: an idempotent replay)."""
+
+    job: dict[str, Any]
+    created: bool
+
+
+class JobRepository:
+    """The job table as the gateway uses it."""
+
+    def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
+        self._pool = pool
+
+    async def ping(self) -> None:
+        """Round-trip to the database (readiness)."""
+        async with self._pool.connection(timeout=1) as conn:
+            await conn.execute("SELECT 1")
+
+    async def get(self, job_id: str | UUID) -> dict[str, Any]:
+        """The job row; JobNotFound for an id this system never issued."""
+        uid = _parse_id(job_id)
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(SELECT_JOB, (uid,))
+            row = await cur.fetchone()
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return row
+
+    async def find_idempotent(self, idem: Idempotency) -> dict[str, Any] | None:
+        """The job an earlier request with the same key created, if the key is still live."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(FIND_IDEMPOTENT_JOB, (idem.scope, idem.key, idem.ttl_s))
+            found = await cur.fetchone()
+        if found is None:
+            return None
+        if found[0] != idem.request_hash:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request body")
+        return await self.get(found[1])
+
+    async def submit(
+        self,
+        publisher: Publisher,
+        contract: TaskContract,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        priority: str,
+        request_id: str | None,
+        idempotency: Idempotency | None,
+        job_id: UUID | None = None,
+    ) -> Submitted:
+        """Insert the job and publish its task; commit only once the broker confirmed."""
+        job_id = job_id or uuid4()
+        kwargs = {"job_id": str(job_id), **payload}
+        contract.payload.model_validate(kwargs)
+        message = celery_message.build(contract.name, str(job_id), kwargs,
+                                       priority=MESSAGE_PRIORITY[priority], request_id=request_id)
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(INSERT_JOB, (job_id, kind, Jsonb(payload),
+                                               MESSAGE_PRIORITY[priority], request_id))
+                job = await cur.fetchone()
+                assert job is not None
+                if idempotency is not None:
+                    claimed = await conn.execute(CLAIM_IDEMPOTENCY_KEY, (
+                        idempotency.scope, idempotency.key, idempotency.request_hash, job_id,
+                        idempotency.ttl_s))
+                    if await claimed.fetchone() is None:
+                        raise _KeyHeld
+                await publisher.publish(message, routing_key=contract.queue)
+        except _KeyHeld:
+            # A concurrent request holds the key: our row is rolled back, answer with its job.
+            existing = await self.find_idempotent(idempotency)  # type: ignore[arg-type]
+            assert existing is not None
+            return Submitted(existing, created=False)
+        return Submitted(job, created=True)
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job; JobAlreadyFinished if it had finished."""
+        uid = _parse_id(job_id)
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(CANCEL_JOB, (uid,))
+            row = await cur.fetchone()
+        if row is not None:
+            return row
+        job = await self.get(uid)
+        raise JobAlreadyFinished(f"job {job_id} already {job['status']}")
+
+
+def _parse_id(job_id: str | UUID) -> UUID:
+    if isinstance(job_id, UUID):
+        return job_id
+    try:
+        return UUID(job_id)
+    except ValueError:
+        raise JobNotFound(f"no job with id {job_id}") from None
+
+
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
