@@ -66,7 +66,7 @@ class AnalyzerSettings(ServiceSettings):
     task_time_limit_s: int = Field(default=90, ge=1)
     max_retries: int = Field(default=2, ge=0)
     # First retry delay; later retries grow from it (the task applies the backoff).
-    retry_backoff_s: int = Field(default=10, ge=0)
+    retry_backoff_s: float = Field(default=10, ge=0)
 
     @field_validator("score_weights")
     @classmethod

@@ -85,7 +85,7 @@ async def _crawl(
     fetch_page = _page_fetcher(client, settings)
     home = await fetch_page(home_url)
     if home.missing:
-        raise BlogNotFound(f"{home_url}: home page answered HTTP {home.status}")
+        raise BlogNotFound(f"{home.url}: home page answered HTTP {home.status}")
     if not home.is_html:
         kind = home.content_type or "untyped content"
         raise NotABlog(f"{home.url}: home page is {kind}, not HTML")

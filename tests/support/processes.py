@@ -1,0 +1,130 @@
+"""Real gateway and worker processes for end-to-end tests, stopped by PID when done."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import httpx
+import pika
+import psutil
+
+from services.common.topology import pika_parameters
+from tests.support import environment
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(step)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Service:
+    """One process (and its children) started in its own session, logging to a file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=env, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def children(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM the process group, SIGKILL whatever is left after `timeout`."""
+        if self.process.poll() is None:
+            os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pid, signal.SIGKILL)
+                self.process.wait(5)
+        for child in self.children():
+            child.kill()
+        self._log.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def start_gateway(log_dir: Path, **env: str) -> tuple[Service, str]:
+    """A gateway process on a free port, once /readyz says it can accept jobs."""
+    port = free_port()
+    service = Service("gateway", ["-m", "services.gateway"],
+                      environment.service_env(OFFLOAD_GATEWAY_PORT=str(port), **env), log_dir)
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"gateway exited:\n{service.log()[-3000:]}")
+        try:
+            return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, 30, "the gateway to be ready")
+    return service, base
+
+
+def consumer_count(queue: str, amqp_url: str = environment.AMQP_URL) -> int:
+    connection = pika.BlockingConnection(pika_parameters(amqp_url))
+    try:
+        method = connection.channel().queue_declare(queue, passive=True).method
+        return int(method.consumer_count)
+    finally:
+        connection.close()
+
+
+def start_worker(service_name: str, queue: str, log_dir: Path, *, concurrency: int = 2,
+                 name: str | None = None, **env: str) -> Service:
+    """A worker pool process, once it consumes its queue."""
+    before = consumer_count(queue)
+    label = name or service_name
+    service = Service(
+        label,
+        ["-m", f"services.{service_name}", "--concurrency", str(concurrency),
+         "--hostname", f"{label}-{os.getpid()}-{free_port()}@%h", "--without-mingle",
+         "--without-gossip", "--loglevel", "INFO"],
+        environment.service_env(**env), log_dir)
+
+    def consuming() -> bool:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"{label} exited:\n{service.log()[-3000:]}")
+        return consumer_count(queue) > before
+
+    wait_until(consuming, 60, f"{label} to consume {queue}", step=0.2)
+    return service
