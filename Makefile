@@ -24,7 +24,7 @@ bootstrap: install services
 
 run: bootstrap
 	@echo "Offload gateway on http://127.0.0.1:$${OFFLOAD_GATEWAY_PORT:-8000}  (docs at /docs)"
-	@echo "Development API key: $$($(PY) -c 'from services.gateway.config import GatewaySettings as S; print(sorted(S().keys())[0])')"
+	@echo "Development API key: $$($(PY) -c 'from services.gateway.config import GatewaySettings as S; print(sorted(S().accepted_keys())[0])')"
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start -f Procfile
 
 test: install services

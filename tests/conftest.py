@@ -24,7 +24,7 @@ def platform() -> None:
     try:
         environment.ensure_vhost()
         topology.declare(environment.AMQP_URL)
-    except Exception as exc:  # noqa: BLE001 - reported as a failure with its cause
+    except Exception as exc:
         pytest.fail(f"RabbitMQ is not usable at {environment.AMQP_URL}: {exc!r}")
     try:
         redis.Redis.from_url(environment.REDIS_URL).ping()

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import redis
@@ -25,9 +25,9 @@ def lock_key(blog_url: str) -> str:
     return f"offload:analyzer:crawl-lock:{blog_url}"
 
 
-def get_fresh(client: "redis.Redis[bytes]", blog_url: str) -> dict[str, Any] | None:
+def get_fresh(client: "redis.Redis", blog_url: str) -> dict[str, Any] | None:
     """The cached result for a blog if it is younger than the cache TTL."""
-    raw = client.get(score_cache_key(blog_url))
+    raw = cast(bytes | None, client.get(score_cache_key(blog_url)))
     if raw is None:
         return None
     entry: dict[str, Any] = json.loads(raw)
@@ -35,7 +35,7 @@ def get_fresh(client: "redis.Redis[bytes]", blog_url: str) -> dict[str, Any] | N
 
 
 def put(
-    client: "redis.Redis[bytes]", blog_url: str, job_id: UUID, result: dict[str, Any], ttl_s: int
+    client: "redis.Redis", blog_url: str, job_id: UUID, result: dict[str, Any], ttl_s: int
 ) -> None:
     """Cache a finished score, naming the job that produced it."""
     entry = {"job_id": str(job_id), "result": result}
@@ -43,9 +43,7 @@ def put(
 
 
 @contextmanager
-def crawl_lock(
-    client: "redis.Redis[bytes]", blog_url: str, ttl_s: int, wait_s: float
-) -> Iterator[bool]:
+def crawl_lock(client: "redis.Redis", blog_url: str, ttl_s: int, wait_s: float) -> Iterator[bool]:
     """Hold the blog's crawl lock; yields False if another holder kept it for `wait_s`."""
     token = uuid.uuid4().hex
     key = lock_key(blog_url)

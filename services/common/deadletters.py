@@ -55,7 +55,7 @@ def peek(amqp_url: str, spec: topology.QueueSpec, limit: int) -> list[dict[str, 
 def redrive(settings: ServiceSettings, spec: topology.QueueSpec, limit: int) -> int:
     """Move up to `limit` dead letters back to their queue; their jobs become queued again."""
     connection = pika.BlockingConnection(topology.pika_parameters(settings.amqp_url))
-    cache: redis.Redis[bytes] = redis.Redis.from_url(settings.redis_url)
+    cache: redis.Redis = redis.Redis.from_url(settings.redis_url)
     moved = 0
     try:
         channel = connection.channel()
@@ -66,8 +66,11 @@ def redrive(settings: ServiceSettings, spec: topology.QueueSpec, limit: int) -> 
                 if method is None:
                     break
                 letter = _describe(properties, body)
-                headers = {k: v for k, v in (properties.headers or {}).items()
-                           if not k.startswith("x-offload-") and k != "x-death"}
+                headers = {
+                    k: v
+                    for k, v in (properties.headers or {}).items()
+                    if not k.startswith("x-offload-") and k != "x-death"
+                }
                 headers["retries"] = 0  # a re-driven task gets its full retry budget again
                 if letter["job_id"]:
                     db.execute(REOPEN_JOB, (letter["job_id"],))
@@ -75,13 +78,19 @@ def redrive(settings: ServiceSettings, spec: topology.QueueSpec, limit: int) -> 
                     for key in cache.scan_iter(f"offload:deliveries:{letter['task_id']}:*"):
                         cache.delete(key)
                 channel.basic_publish(
-                    topology.TASK_EXCHANGE, spec.name, body,
+                    topology.TASK_EXCHANGE,
+                    spec.name,
+                    body,
                     properties=pika.BasicProperties(
-                        headers=headers, content_type=properties.content_type,
+                        headers=headers,
+                        content_type=properties.content_type,
                         content_encoding=properties.content_encoding,
                         correlation_id=properties.correlation_id,
-                        priority=properties.priority, delivery_mode=2),
-                    mandatory=True)
+                        priority=properties.priority,
+                        delivery_mode=2,
+                    ),
+                    mandatory=True,
+                )
                 channel.basic_ack(method.delivery_tag)
                 moved += 1
                 log.info("re-drove task %s (job %s)", letter["task_id"], letter["job_id"])

@@ -17,8 +17,10 @@ from services.common.config import ServiceSettings
 
 def prepare_metrics_dir(settings: ServiceSettings, service: str) -> str:
     """Empty (or create) the directory prefork children write their metric files to."""
-    directory = Path(settings.prometheus_multiproc_dir or
-                     Path(tempfile.gettempdir()) / f"offload-metrics-{service}-{os.getpid()}")
+    directory = Path(
+        settings.prometheus_multiproc_dir
+        or Path(tempfile.gettempdir()) / f"offload-metrics-{service}-{os.getpid()}"
+    )
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
@@ -32,8 +34,12 @@ def init_sentry(settings: ServiceSettings, service: str) -> None:
         return
     import sentry_sdk
 
-    sentry_sdk.init(dsn=settings.sentry_dsn.get_secret_value(), environment=settings.environment,
-                    server_name=service, traces_sample_rate=0.0)
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn.get_secret_value(),
+        environment=settings.environment,
+        server_name=service,
+        traces_sample_rate=0.0,
+    )
 
 
 def run_worker(service: str, app_module: str, argv: list[str]) -> None:

@@ -8,10 +8,13 @@ from contextlib import contextmanager
 
 from pythonjsonlogger.json import JsonFormatter
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
 job_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
 task_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("task_id", default=None)
 
+FIELDS = ("asctime", "levelname", "name", "message", "request_id", "job_id", "task_id")
 _CONTEXT = {"request_id": request_id_var, "job_id": job_id_var, "task_id": task_id_var}
 
 
@@ -32,14 +35,16 @@ def configure(service: str, level: str = "INFO", json_logs: bool = True) -> None
     if json_logs:
         handler.setFormatter(
             JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(job_id)s %(task_id)s",
+                " ".join(f"%({field})s" for field in FIELDS),
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
                 static_fields={"service": service},
             )
         )
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s %(job_id)s] %(message)s")
+            logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(job_id)s] %(message)s"
+            )
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

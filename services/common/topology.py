@@ -82,20 +82,50 @@ def declare(amqp_url: str) -> None:
 def definitions(vhost: str = "/") -> dict[str, Any]:
     """The topology as a RabbitMQ definitions fragment (exchanges, queues, bindings)."""
     exchanges = [
-        {"name": name, "vhost": vhost, "type": "direct", "durable": True,
-         "auto_delete": False, "internal": False, "arguments": {}}
+        {
+            "name": name,
+            "vhost": vhost,
+            "type": "direct",
+            "durable": True,
+            "auto_delete": False,
+            "internal": False,
+            "arguments": {},
+        }
         for name in (TASK_EXCHANGE, DEAD_LETTER_EXCHANGE)
     ]
     queues: list[dict[str, Any]] = []
     bindings: list[dict[str, Any]] = []
     for spec in QUEUES:
-        queues.append({"name": spec.name, "vhost": vhost, "durable": True,
-                       "auto_delete": False, "arguments": spec.arguments()})
-        queues.append({"name": spec.dead_letter_queue, "vhost": vhost, "durable": True,
-                       "auto_delete": False, "arguments": {}})
-        for source, destination in ((TASK_EXCHANGE, spec.name),
-                                    (DEAD_LETTER_EXCHANGE, spec.dead_letter_queue)):
-            bindings.append({"source": source, "vhost": vhost, "destination": destination,
-                             "destination_type": "queue", "routing_key": spec.name,
-                             "arguments": {}})
+        queues.append(
+            {
+                "name": spec.name,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": spec.arguments(),
+            }
+        )
+        queues.append(
+            {
+                "name": spec.dead_letter_queue,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": {},
+            }
+        )
+        for source, destination in (
+            (TASK_EXCHANGE, spec.name),
+            (DEAD_LETTER_EXCHANGE, spec.dead_letter_queue),
+        ):
+            bindings.append(
+                {
+                    "source": source,
+                    "vhost": vhost,
+                    "destination": destination,
+                    "destination_type": "queue",
+                    "routing_key": spec.name,
+                    "arguments": {},
+                }
+            )
     return {"exchanges": exchanges, "queues": queues, "bindings": bindings}

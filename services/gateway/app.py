@@ -34,17 +34,25 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = AsyncConnectionPool(settings.database_url, min_size=2,
-                                   max_size=settings.db_pool_max, open=False,
-                                   name="offload-gateway")
+        pool = AsyncConnectionPool(
+            settings.database_url,
+            min_size=2,
+            max_size=settings.db_pool_max,
+            open=False,
+            name="offload-gateway",
+        )
         await pool.open()
-        publisher = Publisher(settings.amqp_url, channels=settings.amqp_channels,
-                              timeout_s=settings.publish_timeout_s,
-                              retry_after_s=settings.retry_after_s)
+        publisher = Publisher(
+            settings.amqp_url,
+            channels=settings.amqp_channels,
+            timeout_s=settings.publish_timeout_s,
+            retry_after_s=settings.retry_after_s,
+        )
         await publisher.start()
-        redis_client: aioredis.Redis[bytes] = aioredis.Redis.from_url(settings.redis_url)
-        app.state.clients = Clients(settings=settings, jobs=JobRepository(pool),
-                                    publisher=publisher, redis=redis_client)
+        redis_client: aioredis.Redis = aioredis.Redis.from_url(settings.redis_url)
+        app.state.clients = Clients(
+            settings=settings, jobs=JobRepository(pool), publisher=publisher, redis=redis_client
+        )
         log.info("gateway ready on port %d", settings.gateway_port)
         try:
             yield
@@ -53,8 +61,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await redis_client.aclose()
             await pool.close()
 
-    app = FastAPI(title="Offload gateway", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan)
+    app = FastAPI(
+        title="Offload gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
     app.add_middleware(RequestContextMiddleware)
     app.add_exception_handler(GatewayError, handle_gateway_error)
     app.include_router(health.router)

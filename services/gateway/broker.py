@@ -8,8 +8,9 @@ BrokerUnavailable; a background task keeps reconnecting.
 import asyncio
 import itertools
 import logging
+
 import aio_pika
-from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aiormq.exceptions import AMQPError
 from pamqp.commands import Basic
 
@@ -29,6 +30,7 @@ class Publisher:
         self._timeout_s = timeout_s
         self._retry_after = str(retry_after_s)
         self._connection: AbstractRobustConnection | None = None
+        self._channels: list[AbstractChannel] = []
         self._exchanges: list[AbstractExchange] = []
         self._turn = itertools.count()
         self._connector: asyncio.Task[None] | None = None
@@ -42,17 +44,21 @@ class Publisher:
         while True:
             try:
                 connection = await aio_pika.connect_robust(self._url, timeout=5)
-                exchanges = []
+                channels, exchanges = [], []
                 for _ in range(self._channel_count):
                     channel = await connection.channel(publisher_confirms=True)
-                    exchanges.append(await channel.declare_exchange(
-                        topology.TASK_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True))
-            except (OSError, AMQPError, asyncio.TimeoutError) as exc:
+                    channels.append(channel)
+                    exchanges.append(
+                        await channel.declare_exchange(
+                            topology.TASK_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+                        )
+                    )
+            except (TimeoutError, OSError, AMQPError) as exc:
                 log.warning("broker unreachable (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            self._connection, self._exchanges = connection, exchanges
+            self._connection, self._channels, self._exchanges = connection, channels, exchanges
             log.info("connected to the broker")
             return
 
@@ -60,8 +66,12 @@ class Publisher:
     def ready(self) -> bool:
         """True while the connection and its channels are open."""
         connection = self._connection
-        return (connection is not None and not connection.is_closed and bool(self._exchanges)
-                and not any(e.channel.is_closed for e in self._exchanges))
+        return (
+            connection is not None
+            and not connection.is_closed
+            and bool(self._exchanges)
+            and not any(c.is_closed for c in self._channels)
+        )
 
     async def publish(self, message: CeleryMessage, routing_key: str) -> None:
         """Publish persistently and wait for the broker's confirm; BrokerUnavailable if not."""
@@ -82,7 +92,7 @@ class Publisher:
                 exchange.publish(amqp_message, routing_key=routing_key, mandatory=True),
                 timeout=self._timeout_s,
             )
-        except (asyncio.TimeoutError, AMQPError, OSError, RuntimeError) as exc:
+        except (TimeoutError, AMQPError, OSError, RuntimeError) as exc:
             raise self._unavailable(f"the broker did not confirm the job: {exc!r}") from exc
         if not isinstance(confirmation, Basic.Ack):
             raise self._unavailable(f"the broker did not accept the job: {confirmation!r}")

@@ -24,7 +24,7 @@ class GatewaySettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _keys_required_outside_development(self) -> "GatewaySettings":
-        keys = self.keys()
+        keys = self.accepted_keys()
         if self.environment != "development":
             if not keys:
                 raise ValueError("OFFLOAD_API_KEYS must be set outside development")
@@ -32,7 +32,7 @@ class GatewaySettings(ServiceSettings):
                 raise ValueError("OFFLOAD_API_KEYS contains the development key")
         return self
 
-    def keys(self) -> frozenset[str]:
+    def accepted_keys(self) -> frozenset[str]:
         """The accepted bearer keys; the development key when none are configured in development."""
         keys = frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
         if not keys and self.environment == "development":

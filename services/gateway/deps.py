@@ -22,7 +22,7 @@ class Clients:
     settings: GatewaySettings
     jobs: JobRepository
     publisher: Publisher
-    redis: "aioredis.Redis[bytes]"
+    redis: "aioredis.Redis"
 
 
 def _clients(request: Request) -> Clients:
@@ -42,7 +42,8 @@ def _api_key(
     if credentials is None:
         raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     offered = credentials.credentials.encode()
-    if not any(hmac.compare_digest(offered, key.encode()) for key in clients.settings.keys()):
+    accepted = clients.settings.accepted_keys()
+    if not any(hmac.compare_digest(offered, key.encode()) for key in accepted):
         raise Unauthorized("invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
     return credentials.credentials
 
@@ -57,8 +58,11 @@ def key_scope(api_key: str) -> str:
 
 IdempotencyKeyHeader = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", max_length=255,
-           description="Same key (per API key) within 24 h returns the same job"),
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Same key (per API key) within 24 h returns the same job",
+    ),
 ]
 
 Json = dict[str, Any]

@@ -93,7 +93,8 @@ class JobRepository:
             return None
         if found[0] != idem.request_hash:
             raise IdempotencyKeyReused(
-                "this Idempotency-Key was already used with a different request body")
+                "this Idempotency-Key was already used with a different request body"
+            )
         return await self.get(found[1])
 
     async def submit(
@@ -112,19 +113,33 @@ class JobRepository:
         job_id = job_id or uuid4()
         kwargs = {"job_id": str(job_id), **payload}
         contract.payload.model_validate(kwargs)
-        message = celery_message.build(contract.name, str(job_id), kwargs,
-                                       priority=MESSAGE_PRIORITY[priority], request_id=request_id)
+        message = celery_message.build(
+            contract.name,
+            str(job_id),
+            kwargs,
+            priority=MESSAGE_PRIORITY[priority],
+            request_id=request_id,
+        )
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 cur = conn.cursor(row_factory=dict_row)
-                await cur.execute(INSERT_JOB, (job_id, kind, Jsonb(payload),
-                                               MESSAGE_PRIORITY[priority], request_id))
+                await cur.execute(
+                    INSERT_JOB,
+                    (job_id, kind, Jsonb(payload), MESSAGE_PRIORITY[priority], request_id),
+                )
                 job = await cur.fetchone()
                 assert job is not None
                 if idempotency is not None:
-                    claimed = await conn.execute(CLAIM_IDEMPOTENCY_KEY, (
-                        idempotency.scope, idempotency.key, idempotency.request_hash, job_id,
-                        idempotency.ttl_s))
+                    claimed = await conn.execute(
+                        CLAIM_IDEMPOTENCY_KEY,
+                        (
+                            idempotency.scope,
+                            idempotency.key,
+                            idempotency.request_hash,
+                            job_id,
+                            idempotency.ttl_s,
+                        ),
+                    )
                     if await claimed.fetchone() is None:
                         raise _KeyHeld
                 await publisher.publish(message, routing_key=contract.queue)

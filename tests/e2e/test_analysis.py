@@ -45,8 +45,9 @@ def test_a_blog_is_scored_with_the_metrics_it_publishes(
     result = job["result"]
     assert result["metrics"] == blogs.blog("wordpress").expected_metrics()
     assert 0 < result["score"] <= 100
-    assert set(result["breakdown"]) == {k for k, v in result["metrics"].items()
-                                        if v is not None and k != "posts_analyzed"}
+    assert set(result["breakdown"]) == {
+        k for k, v in result["metrics"].items() if v is not None and k != "posts_analyzed"
+    }
     assert sum(result["breakdown"].values()) == pytest.approx(result["score"], abs=0.2)
     assert job["progress"] == {"done": 30, "total": 30}
     assert job["started_at"] and job["finished_at"] and job["error"] is None
@@ -120,14 +121,17 @@ def test_a_missing_blog_fails_at_once_with_a_clear_code(
     assert blogs.hits("/missing/") == 1  # no retry storm
 
 
-@pytest.mark.parametrize("body", [
-    {"blog_url": "not a url"},
-    {"blog_url": "ftp://example.com/"},
-    {"blog_url": "http://"},
-    {},
-    {"blog_url": "https://example.com/", "priority": "urgent"},
-    {"blog_url": "https://example.com/", "extra": 1},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"blog_url": "not a url"},
+        {"blog_url": "ftp://example.com/"},
+        {"blog_url": "http://"},
+        {},
+        {"blog_url": "https://example.com/", "priority": "urgent"},
+        {"blog_url": "https://example.com/", "extra": 1},
+    ],
+)
 def test_bad_input_is_a_422_naming_the_field(stack: Stack, body: dict[str, Any]) -> None:
     with api(stack.base_url) as client:
         response = client.post("/v1/analyses", json=body)
@@ -137,7 +141,10 @@ def test_bad_input_is_a_422_naming_the_field(stack: Stack, body: dict[str, Any])
 
 def test_auth_is_required_except_on_operational_routes(stack: Stack) -> None:
     with api(stack.base_url, key=None) as anonymous, api(stack.base_url, key="wrong") as wrong:
-        assert anonymous.post("/v1/analyses", json={"blog_url": "https://a.example/"}).status_code == 401
+        assert (
+            anonymous.post("/v1/analyses", json={"blog_url": "https://a.example/"}).status_code
+            == 401
+        )
         assert wrong.get("/v1/jobs/00000000-0000-0000-0000-000000000000").status_code == 401
         for path in ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"):
             assert anonymous.get(path).status_code == 200, path
@@ -154,8 +161,11 @@ def test_request_ids_are_returned_and_reach_the_worker_logs(
     stack: Stack, blogs: BlogServer, clean: None
 ) -> None:
     with api(stack.base_url) as client:
-        response = client.post("/v1/analyses", json={"blog_url": blogs.url("sparse")},
-                               headers={"X-Request-ID": "trace-abc-123"})
+        response = client.post(
+            "/v1/analyses",
+            json={"blog_url": blogs.url("sparse")},
+            headers={"X-Request-ID": "trace-abc-123"},
+        )
         assert response.headers["x-request-id"] == "trace-abc-123"
         wait_for_job(client, response.json()["job_id"])
         generated = client.get("/healthz").headers["x-request-id"]

@@ -8,7 +8,9 @@ import os
 import subprocess
 
 AMQP_VHOST = "offload-test"
-AMQP_URL = os.environ.get("OFFLOAD_TEST_AMQP_URL", f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}")
+AMQP_URL = os.environ.get(
+    "OFFLOAD_TEST_AMQP_URL", f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}"
+)
 REDIS_URL = os.environ.get("OFFLOAD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 DATABASE_URL = os.environ.get(
     "OFFLOAD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/offload_test"
@@ -19,17 +21,19 @@ API_KEY = "test-key"
 def service_env(**extra: str) -> dict[str, str]:
     """The environment for a gateway or worker process started by a test."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLOAD_")}
-    env.update({
-        "OFFLOAD_ENVIRONMENT": "test",
-        "OFFLOAD_AMQP_URL": AMQP_URL,
-        "OFFLOAD_REDIS_URL": REDIS_URL,
-        "OFFLOAD_DATABASE_URL": DATABASE_URL,
-        "OFFLOAD_API_KEYS": API_KEY,
-        "OFFLOAD_LOG_JSON": "true",
-        "OFFLOAD_CRAWL_ALLOW_PRIVATE": "true",
-        "OFFLOAD_RETRY_BACKOFF_S": "0.2",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "OFFLOAD_ENVIRONMENT": "test",
+            "OFFLOAD_AMQP_URL": AMQP_URL,
+            "OFFLOAD_REDIS_URL": REDIS_URL,
+            "OFFLOAD_DATABASE_URL": DATABASE_URL,
+            "OFFLOAD_API_KEYS": API_KEY,
+            "OFFLOAD_LOG_JSON": "true",
+            "OFFLOAD_CRAWL_ALLOW_PRIVATE": "true",
+            "OFFLOAD_RETRY_BACKOFF_S": "0.2",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
@@ -38,10 +42,14 @@ def ensure_vhost() -> None:
     """Create the test vhost on the local RabbitMQ if it is missing (needs rabbitmqctl)."""
     if not AMQP_URL.endswith(f"/{AMQP_VHOST}") or "OFFLOAD_TEST_AMQP_URL" in os.environ:
         return
-    listed = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True,
-                            text=True, check=True, timeout=60)
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=True, timeout=60
+    )
     if AMQP_VHOST in listed.stdout.split():
         return
     subprocess.run(["rabbitmqctl", "-q", "add_vhost", AMQP_VHOST], check=True, timeout=60)
-    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", AMQP_VHOST, "guest",
-                    ".*", ".*", ".*"], check=True, timeout=60)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", AMQP_VHOST, "guest", ".*", ".*", ".*"],
+        check=True,
+        timeout=60,
+    )

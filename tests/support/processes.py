@@ -27,7 +27,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.05) -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -44,8 +46,13 @@ class Service:
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=env, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     @property
     def pid(self) -> int:
@@ -76,16 +83,21 @@ class Service:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
 def start_gateway(log_dir: Path, **env: str) -> tuple[Service, str]:
     """A gateway process on a free port, once /readyz says it can accept jobs."""
     port = free_port()
-    service = Service("gateway", ["-m", "services.gateway"],
-                      environment.service_env(OFFLOAD_GATEWAY_PORT=str(port), **env), log_dir)
+    service = Service(
+        "gateway",
+        ["-m", "services.gateway"],
+        environment.service_env(OFFLOAD_GATEWAY_PORT=str(port), **env),
+        log_dir,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
@@ -109,17 +121,35 @@ def consumer_count(queue: str, amqp_url: str = environment.AMQP_URL) -> int:
         connection.close()
 
 
-def start_worker(service_name: str, queue: str, log_dir: Path, *, concurrency: int = 2,
-                 name: str | None = None, **env: str) -> Service:
+def start_worker(
+    service_name: str,
+    queue: str,
+    log_dir: Path,
+    *,
+    concurrency: int = 2,
+    name: str | None = None,
+    **env: str,
+) -> Service:
     """A worker pool process, once it consumes its queue."""
     before = consumer_count(queue)
     label = name or service_name
     service = Service(
         label,
-        ["-m", f"services.{service_name}", "--concurrency", str(concurrency),
-         "--hostname", f"{label}-{os.getpid()}-{free_port()}@%h", "--without-mingle",
-         "--without-gossip", "--loglevel", "INFO"],
-        environment.service_env(**env), log_dir)
+        [
+            "-m",
+            f"services.{service_name}",
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{label}-{os.getpid()}-{free_port()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "INFO",
+        ],
+        environment.service_env(**env),
+        log_dir,
+    )
 
     def consuming() -> bool:
         if service.process.poll() is not None:

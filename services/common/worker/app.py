@@ -12,8 +12,13 @@ def kombu_queues(service: str | None) -> list[Queue]:
     exchange = Exchange(topology.TASK_EXCHANGE, type="direct", durable=True)
     specs = topology.QUEUES if service is None else topology.queues_for(service)
     return [
-        Queue(spec.name, exchange, routing_key=spec.name, durable=True,
-              queue_arguments=spec.arguments())
+        Queue(
+            spec.name,
+            exchange,
+            routing_key=spec.name,
+            durable=True,
+            queue_arguments=spec.arguments(),
+        )
         for spec in specs
     ]
 

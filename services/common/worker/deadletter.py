@@ -22,16 +22,23 @@ def dead_letter(task: Task, reason: str, error: str) -> None:
     request = task.request
     queue = (request.delivery_info or {}).get("routing_key") or task.app.conf.task_default_queue
     message = task.app.amqp.create_task_message(
-        request.id, task.name, request.args or (), request.kwargs or {},
-        retries=request.retries or 0, root_id=request.root_id, parent_id=request.parent_id,
+        request.id,
+        task.name,
+        request.args or (),
+        request.kwargs or {},
+        retries=request.retries or 0,
+        root_id=request.root_id,
+        parent_id=request.parent_id,
     )
     headers = dict(message.headers)
-    headers.update({
-        "x-offload-reason": reason,
-        "x-offload-error": error[:2000],
-        "x-offload-failed-at": datetime.now(UTC).isoformat(),
-        "x-offload-queue": queue,
-    })
+    headers.update(
+        {
+            "x-offload-reason": reason,
+            "x-offload-error": error[:2000],
+            "x-offload-failed-at": datetime.now(UTC).isoformat(),
+            "x-offload-queue": queue,
+        }
+    )
     for name in ("offload_request_id", "offload_published_at"):
         value = getattr(request, name, None)
         if value is not None:

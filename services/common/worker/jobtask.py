@@ -9,7 +9,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from uuid import UUID
 
 from celery import Task
@@ -35,8 +35,9 @@ class JobCancelled(Exception):
 
 def backoff_delay(retries: int, base_s: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with equal jitter: base*2^n, half fixed and half random."""
-    ceiling = base_s * (2**retries)
-    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+    ceiling = base_s * 2.0**retries
+    jitter: float = (rng or random).uniform(0, ceiling / 2)
+    return ceiling / 2 + jitter
 
 
 class JobContext:
@@ -127,7 +128,7 @@ class JobTask(Task):  # type: ignore[misc]
 
     def _killed_too_often(self, res: Resources, job_id: UUID) -> bool:
         key = f"offload:deliveries:{self.request.id}:{self.request.retries or 0}"
-        deliveries = int(res.redis.incr(key))
+        deliveries = cast(int, res.redis.incr(key))
         res.redis.expire(key, 24 * 3600)
         if deliveries <= MAX_WORKER_KILLS:
             return False
@@ -138,8 +139,12 @@ class JobTask(Task):  # type: ignore[misc]
     def _retry_or_give_up(self, res: Resources, job_id: UUID, exc: BaseException) -> None:
         retries = self.request.retries or 0
         if retries >= self.max_retries:
-            self._give_up(res, job_id, "retries_exhausted",
-                          f"{type(exc).__name__} after {retries + 1} attempts: {exc}")
+            self._give_up(
+                res,
+                job_id,
+                "retries_exhausted",
+                f"{type(exc).__name__} after {retries + 1} attempts: {exc}",
+            )
             return
         delay = backoff_delay(retries, self.retry_backoff_s)
         res.jobs.retry_scheduled(job_id, delay, str(exc))

@@ -15,7 +15,7 @@ class Resources:
     """What a task needs to reach the system of record and the cache."""
 
     pool: ConnectionPool
-    redis: "redis.Redis[bytes]"
+    redis: "redis.Redis"
     jobs: JobStore
 
 
@@ -28,10 +28,14 @@ def resources(settings: ServiceSettings) -> Resources:
     global _resources, _owner_pid
     if _resources is None or _owner_pid != os.getpid():
         pool = ConnectionPool(
-            settings.database_url, min_size=1, max_size=4, open=True,
-            kwargs={"autocommit": True}, name="offload-worker",
+            settings.database_url,
+            min_size=1,
+            max_size=4,
+            open=True,
+            kwargs={"autocommit": True},
+            name="offload-worker",
         )
-        client: redis.Redis[bytes] = redis.Redis.from_url(settings.redis_url)
+        client: redis.Redis = redis.Redis.from_url(settings.redis_url)
         _resources = Resources(pool=pool, redis=client, jobs=JobStore(pool))
         _owner_pid = os.getpid()
     return _resources

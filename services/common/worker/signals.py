@@ -37,10 +37,15 @@ def _task_prerun(task_id: str, task: Task, **_: Any) -> None:
     metrics.TASKS_IN_FLIGHT.labels(service, name).inc()
     published_at = header(task, "offload_published_at")
     if published_at is not None and not task.request.retries:
-        metrics.TASK_QUEUE_WAIT.labels(service, name).observe(max(0.0, time.time() - float(published_at)))
+        metrics.TASK_QUEUE_WAIT.labels(service, name).observe(
+            max(0.0, time.time() - float(published_at))
+        )
     job_id = (task.request.kwargs or {}).get("job_id")
-    context = logs.bound(task_id=task_id, job_id=str(job_id) if job_id else None,
-                         request_id=header(task, "offload_request_id"))
+    context = logs.bound(
+        task_id=task_id,
+        job_id=str(job_id) if job_id else None,
+        request_id=header(task, "offload_request_id"),
+    )
     context.__enter__()
     _log_tokens[task_id] = context
 
@@ -72,4 +77,3 @@ def serve_metrics(app: Celery, port: int, bind: str) -> None:
         if port:
             start_http_server(port, addr=bind, registry=metrics.registry())
             log.info("worker metrics on port %d", port)
-

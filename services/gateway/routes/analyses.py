@@ -43,8 +43,12 @@ async def submit_analysis(
     payload = {"blog_url": body.blog_url}
     idem = None
     if idempotency_key is not None:
-        idem = Idempotency(key_scope(api_key), idempotency_key, request_hash(payload),
-                           clients.settings.idempotency_ttl_s)
+        idem = Idempotency(
+            key_scope(api_key),
+            idempotency_key,
+            request_hash(payload),
+            clients.settings.idempotency_ttl_s,
+        )
         replay = await clients.jobs.find_idempotent(idem)
         if replay is not None:
             return _accepted(replay, response)
@@ -64,9 +68,15 @@ async def submit_analysis(
         await clients.redis.set(key, str(job_id), ex=ttl)
     try:
         submitted = await clients.jobs.submit(
-            clients.publisher, ANALYZE_BLOG, JOB_KIND, payload, priority=body.priority,
-            request_id=request_id_var.get(), idempotency=idem,
-            job_id=job_id)
+            clients.publisher,
+            ANALYZE_BLOG,
+            JOB_KIND,
+            payload,
+            priority=body.priority,
+            request_id=request_id_var.get(),
+            idempotency=idem,
+            job_id=job_id,
+        )
     except BaseException:
         await clients.redis.delete(key)
         raise

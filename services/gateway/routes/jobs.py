@@ -17,8 +17,11 @@ async def get_job(job_id: str, clients: ClientsDep, _: ApiKey) -> dict[str, Any]
     return job_view(await clients.jobs.get(job_id))
 
 
-@router.delete("/{job_id}", response_model=JobView,
-               responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
+@router.delete(
+    "/{job_id}",
+    response_model=JobView,
+    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+)
 async def cancel_job(job_id: str, clients: ClientsDep, _: ApiKey) -> dict[str, Any]:
     """Cancel a queued or running job; workers skip or stop it, even after a restart."""
     return job_view(await clients.jobs.cancel(job_id))

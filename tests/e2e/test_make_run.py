@@ -1,0 +1,69 @@
+"""`make run` brings up the gateway, the worker pools and beat; Ctrl-C stops them all in 10 s."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.support import environment
+from tests.support.processes import ROOT, free_port, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def session_processes(session_id: int) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(proc.pid) == session_id:
+                found.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return found
+
+
+def test_make_run_starts_everything_and_stops_on_ctrl_c(platform: None, tmp_path: Path) -> None:
+    gateway_port, metrics_port = free_port(), free_port()
+    env = environment.service_env(
+        OFFLOAD_GATEWAY_PORT=str(gateway_port), OFFLOAD_ANALYZER_METRICS_PORT=str(metrics_port)
+    )
+    log = (tmp_path / "make-run.log").open("wb")
+    make = subprocess.Popen(
+        ["make", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+
+        def up() -> bool:
+            assert make.poll() is None, (tmp_path / "make-run.log").read_text()[-3000:]
+            try:
+                gateway = httpx.get(f"http://127.0.0.1:{gateway_port}/readyz", timeout=1)
+                worker = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=1)
+            except httpx.HTTPError:
+                return False
+            return gateway.status_code == 200 and worker.status_code == 200
+
+        wait_until(up, 90, "make run to bring the gateway and analyzer up", step=0.5)
+        output = (tmp_path / "make-run.log").read_text()
+        assert "Development API key: test-key" in output
+        wait_until(lambda: "beat" in (tmp_path / "make-run.log").read_text(), 20, "beat")
+        assert len(session_processes(make.pid)) >= 4  # make, honcho, gateway, pool, beat
+
+        started = time.monotonic()
+        os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        make.wait(timeout=15)
+        wait_until(lambda: not session_processes(make.pid), 12, "every process to exit")
+        assert time.monotonic() - started <= 10.5
+    finally:
+        for proc in session_processes(make.pid):
+            proc.kill()
+        log.close()
