@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # A 5xx, 429 or dropped connection gets one quick second try per page; anything longer is the
 # task's job (it retries the whole crawl with growing delays). Timeouts are not retried here.
 QUICK_RETRY_DELAY_S = 0.2
+# A page, redirects included, must arrive within this many crawl_timeout_s.
+PAGE_DEADLINE_FACTOR = 2
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -53,25 +55,24 @@ async def crawl_blog(
 
 
 def _page_fetcher(client: httpx.AsyncClient, settings: AnalyzerSettings) -> Fetcher:
-    async def fetch_page(url: str) -> Page:
-        try:
-            return await fetch(
-                client,
-                url,
-                max_redirects=settings.crawl_max_redirects,
-                max_bytes=settings.crawl_max_page_bytes,
-            )
-        except TransientFetchError as exc:
-            if isinstance(exc.__cause__, httpx.TimeoutException):
-                raise
-            log.info("retrying %s once: %s", url, exc)
-        await asyncio.sleep(QUICK_RETRY_DELAY_S)
+    async def fetch_once(url: str) -> Page:
         return await fetch(
             client,
             url,
             max_redirects=settings.crawl_max_redirects,
             max_bytes=settings.crawl_max_page_bytes,
+            deadline_s=PAGE_DEADLINE_FACTOR * settings.crawl_timeout_s,
         )
+
+    async def fetch_page(url: str) -> Page:
+        try:
+            return await fetch_once(url)
+        except TransientFetchError as exc:
+            if isinstance(exc.__cause__, httpx.TimeoutException | TimeoutError):
+                raise
+            log.info("retrying %s once: %s", url, exc)
+        await asyncio.sleep(QUICK_RETRY_DELAY_S)
+        return await fetch_once(url)
 
     return fetch_page
 

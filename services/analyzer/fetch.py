@@ -1,5 +1,6 @@
 """HTTP fetching for the crawler: a guarded client and one GET with manual redirects."""
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from email.message import Message
@@ -85,8 +86,27 @@ def _media_type(header: str | None) -> tuple[str, str | None]:
     return message.get_content_type().lower(), charset if isinstance(charset, str) else None
 
 
-async def fetch(client: httpx.AsyncClient, url: str, *, max_redirects: int, max_bytes: int) -> Page:
+async def fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    max_redirects: int,
+    max_bytes: int,
+    deadline_s: float | None = None,
+) -> Page:
     """GET url, following redirects by hand; return 2xx, 404 and 410 pages, raise otherwise."""
+    # httpx timeouts bound each connect and read; the deadline bounds a slow-dripping page.
+    try:
+        async with asyncio.timeout(deadline_s):
+            return await _fetch(client, url, max_redirects=max_redirects, max_bytes=max_bytes)
+    except TimeoutError as exc:
+        PAGES_FETCHED.labels(status="error").inc()
+        raise TransientFetchError(f"{url}: not received within {deadline_s} s") from exc
+
+
+async def _fetch(
+    client: httpx.AsyncClient, url: str, *, max_redirects: int, max_bytes: int
+) -> Page:
     current = url
     for _hop in range(max_redirects + 1):
         if urlsplit(current).scheme not in ("http", "https"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import purge_queues
-from tests.support.processes import Service, start_gateway, start_worker
+from tests.support.processes import Service, free_port, start_gateway, start_worker
 
 
 @dataclass
@@ -15,6 +15,7 @@ class Stack:
     gateway: Service
     base_url: str
     analyzer: Service
+    analyzer_metrics: str
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +24,15 @@ def stack(platform: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     purge_queues()
     gateway, base_url = start_gateway(log_dir)
     try:
-        analyzer = start_worker("analyzer", "analyzer", log_dir, concurrency=2)
+        metrics_port = free_port()
+        analyzer = start_worker(
+            "analyzer", "analyzer", log_dir, concurrency=2, OFFLOAD_METRICS_PORT=str(metrics_port)
+        )
     except BaseException:
         gateway.stop()
         raise
     try:
-        yield Stack(gateway, base_url, analyzer)
+        yield Stack(gateway, base_url, analyzer, f"http://127.0.0.1:{metrics_port}/metrics")
     finally:
         analyzer.stop()
         gateway.stop()

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import api
 from tests.e2e.conftest import Stack
@@ -172,3 +173,42 @@ def test_request_ids_are_returned_and_reach_the_worker_logs(
     assert len(generated) == 32
     lines = [line for line in stack.analyzer.log().splitlines() if "trace-abc-123" in line]
     assert any(response.json()["job_id"] in line for line in lines), lines[-5:]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus exposition (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def test_metrics_aggregate_every_pool_process(stack: Stack, blogs: BlogServer, clean: None) -> None:
+    task = {"service": "analyzer", "task": "analyzer.analyze_blog"}
+    before = httpx.get(stack.analyzer_metrics).text
+    with api(stack.base_url) as client:
+        ids = [submit(client, blogs.url(name)).json()["job_id"] for name in ("wordpress", "atom")]
+        for job_id in ids:
+            assert wait_for_job(client, job_id)["status"] == "succeeded"
+    after = httpx.get(stack.analyzer_metrics).text
+    assert len({c.pid for c in stack.analyzer.children()}) == 2  # a prefork pool of two
+    succeeded = metric(after, "offload_tasks_total", outcome="succeeded", **task)
+    assert succeeded - metric(before, "offload_tasks_total", outcome="succeeded", **task) == 2
+    assert metric(after, "offload_task_runtime_seconds_count", **task) >= succeeded
+    assert metric(after, "offload_task_queue_wait_seconds_count", **task) >= 2
+    assert metric(after, "offload_tasks_in_flight", **task) == 0
+    assert metric(after, "offload_analyzer_pages_fetched_total", status="200") > 60
+    assert metric(after, "offload_analyzer_crawl_duration_seconds_count") >= 2
+    assert metric(after, "offload_analyzer_cache_lookups_total", result="miss") >= 2
+    gateway = httpx.get(f"{stack.base_url}/metrics").text
+    assert (
+        metric(
+            gateway,
+            "offload_http_requests_total",
+            method="POST",
+            route="/v1/analyses",
+            status="202",
+        )
+        >= 2
+    )

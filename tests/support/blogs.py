@@ -634,12 +634,21 @@ class BlogServer:
             self._state.failures.clear()
             self._state.max_in_flight = 0
 
-    def _respond(self, target: str) -> Response:
+    def _arrive(self, target: str) -> int | None:
+        """Count a request as it arrives; return the injected status to answer with, if any."""
         state = self._state
         with state.lock:
             state.hits[target] += 1
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
             pending = state.failures.get(target)
-            failure = pending.pop(0) if pending else None
+            return pending.pop(0) if pending else None
+
+    def _leave(self) -> None:
+        with self._state.lock:
+            self._state.in_flight -= 1
+
+    def _respond(self, target: str, failure: int | None) -> Response:
         if failure is not None:
             return Response(failure, f"injected {failure}".encode(), "text/plain")
         parts = urlsplit(target)
@@ -665,14 +674,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
-        state = self.owner._state
-        with state.lock:
-            state.in_flight += 1
-            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        failure = self.owner._arrive(self.path)
         try:
             if self.owner.latency_s:
                 time.sleep(self.owner.latency_s)
-            response = self.owner._respond(self.path)
+            response = self.owner._respond(self.path, failure)
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(response.body)))
@@ -680,9 +686,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (e.g. its timeout fired)
         finally:
-            with state.lock:
-                state.in_flight -= 1
+            self.owner._leave()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
