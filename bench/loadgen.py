@@ -28,13 +28,13 @@ class Connection(asyncio.Protocol):
     """One keep-alive connection carrying one request at a time."""
 
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+        # uvloop's transports are not asyncio.Transport subclasses, hence Any.
+        self.transport: Any = None
         self.closed = False
         self._buffer = bytearray()
         self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
@@ -74,7 +74,6 @@ class Connection(asyncio.Protocol):
             self._waiter.set_exception(ConnectionError(f"connection lost: {exc!r}"))
 
     async def request(self, data: bytes) -> tuple[int, bytes]:
-        assert self.transport is not None
         self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
         return await asyncio.wait_for(self._waiter, REQUEST_TIMEOUT_S)

@@ -50,4 +50,4 @@ def test_high_priority_jobs_start_before_a_low_priority_backlog(
     assert set(order[:HIGH]) == set(high), (
         f"the first jobs to start were {['high' if j in high else 'low' for j in order]}")
     # The backlog was really there when the urgent jobs ran: most low jobs had not started.
-    assert len(order) - HIGH <= 2
+    assert len(order) - HIGH < LOW // 2

@@ -1,7 +1,9 @@
 """Where the test suite's real servers are, isolated from a developer's `make run`.
 
 Tests use their own database, Redis database and RabbitMQ vhost, so a running development
-stack neither sees nor consumes test jobs. Override with OFFLOAD_TEST_* variables.
+stack neither sees nor consumes test jobs. OFFLOAD_TEST_NAMESPACE=name gives a run its own
+vhost, database and Redis database (14), so two suites can run side by side; the
+OFFLOAD_TEST_*_URL variables override each URL outright.
 """
 
 import os
