@@ -9,13 +9,18 @@ OFFLOAD_TEST_*_URL variables override each URL outright.
 import os
 import subprocess
 
-AMQP_VHOST = "offload-test"
+NAMESPACE = os.environ.get("OFFLOAD_TEST_NAMESPACE", "")
+_SUFFIX = f"-{NAMESPACE}" if NAMESPACE else ""
+AMQP_VHOST = f"offload-test{_SUFFIX}"
 AMQP_URL = os.environ.get(
     "OFFLOAD_TEST_AMQP_URL", f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}"
 )
-REDIS_URL = os.environ.get("OFFLOAD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = os.environ.get(
+    "OFFLOAD_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{14 if NAMESPACE else 15}"
+)
 DATABASE_URL = os.environ.get(
-    "OFFLOAD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/offload_test"
+    "OFFLOAD_TEST_DATABASE_URL",
+    f"postgresql://postgres@127.0.0.1:5432/offload_test{_SUFFIX.replace('-', '_')}",
 )
 API_KEY = "test-key"
 
