@@ -32,6 +32,7 @@ def _clients(request: Request) -> Clients:
 
 ClientsDep = Annotated[Clients, Depends(_clients)]
 
+
 _bearer = HTTPBearer(auto_error=False, description="An API key from OFFLOAD_API_KEYS")
 
 
@@ -51,6 +52,14 @@ def _api_key(
 ApiKey = Annotated[str, Depends(_api_key)]
 
 
+async def _valid_job(job_id: str, clients: ClientsDep, _: ApiKey) -> dict[str, Any]:
+    """The job row named in the path (after auth); JobNotFound (404) before any response."""
+    return await clients.jobs.get(job_id)
+
+
+JobRow = Annotated[dict[str, Any], Depends(_valid_job)]
+
+
 def key_scope(api_key: str) -> str:
     """The idempotency scope of an API key (a hash; keys are never stored)."""
     return hashlib.sha256(api_key.encode()).hexdigest()[:32]
@@ -64,5 +73,3 @@ IdempotencyKeyHeader = Annotated[
         description="Same key (per API key) within 24 h returns the same job",
     ),
 ]
-
-Json = dict[str, Any]

@@ -1,5 +1,6 @@
 """Blogger-score analyses end to end: real gateway and analyzer processes, loopback blogs."""
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -212,3 +213,21 @@ def test_metrics_aggregate_every_pool_process(stack: Stack, blogs: BlogServer, c
         )
         >= 2
     )
+
+
+def test_progress_streams_as_server_sent_events(
+    stack: Stack, blogs: BlogServer, clean: None
+) -> None:
+    with api(stack.base_url) as client:
+        job_id = submit(client, blogs.url("atom")).json()["job_id"]
+        events = []
+        with client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=30) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line.removeprefix("data: ")))
+        assert client.get("/v1/jobs/00000000-0000-0000-0000-000000000000/events").status_code == 404
+    assert events[-1]["status"] == "succeeded"
+    assert events[-1]["result"]["metrics"] == blogs.blog("atom").expected_metrics()
+    states = [json.dumps([e["status"], e["progress"]]) for e in events]
+    assert len(states) == len(set(states))  # an event per change, not per poll
