@@ -1,5 +1,11 @@
-"""The servers the benchmarks run against (the test suite's isolated vhost, database and Redis
-database, see tests/support/environment.py) and the machine they run on."""
+"""The servers the benchmarks run against, and the machine they run on.
+
+The benchmarks use the same local RabbitMQ, Postgres and Redis as the tests, but their own
+vhost, database and Redis database (`offload-bench`, `offload_bench`, 14): the test suite may
+be running at the same time, and its analyzer pool must not consume benchmark jobs, nor the
+benchmark purge a test's queue. Override with OFFLOAD_BENCH_AMQP_URL, OFFLOAD_BENCH_REDIS_URL
+and OFFLOAD_BENCH_DATABASE_URL.
+"""
 
 import os
 import platform
@@ -17,19 +23,50 @@ from services.common import db, topology
 from services.common.topology import pika_parameters
 from tests.support import environment
 
+AMQP_VHOST = "offload-bench"
+AMQP_URL = os.environ.get(
+    "OFFLOAD_BENCH_AMQP_URL", environment.AMQP_URL.rsplit("/", 1)[0] + f"/{AMQP_VHOST}")
+REDIS_URL = os.environ.get(
+    "OFFLOAD_BENCH_REDIS_URL", environment.REDIS_URL.rsplit("/", 1)[0] + "/14")
+DATABASE_URL = os.environ.get(
+    "OFFLOAD_BENCH_DATABASE_URL", environment.DATABASE_URL.rsplit("/", 1)[0] + "/offload_bench")
+
+
+def urls() -> dict[str, str]:
+    """The OFFLOAD_* variables that point a service at the bench servers."""
+    return {"OFFLOAD_AMQP_URL": AMQP_URL, "OFFLOAD_REDIS_URL": REDIS_URL,
+            "OFFLOAD_DATABASE_URL": DATABASE_URL}
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    """The environment of a process the benchmarks start: the tests' one, on bench servers."""
+    return environment.service_env(**urls(), **extra)
+
+
+def _ensure_vhost() -> None:
+    if "OFFLOAD_BENCH_AMQP_URL" in os.environ:
+        return
+    listed = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True,
+                            text=True, check=True, timeout=60)
+    if AMQP_VHOST in listed.stdout.split():
+        return
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", AMQP_VHOST], check=True, timeout=60)
+    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", AMQP_VHOST, "guest",
+                    ".*", ".*", ".*"], check=True, timeout=60)
+
 
 def prepare() -> None:
-    """Test vhost present, topology declared, test database migrated (as tests/conftest.py)."""
-    environment.ensure_vhost()
-    topology.declare(environment.AMQP_URL)
-    redis.Redis.from_url(environment.REDIS_URL).ping()
-    db.ensure_database(environment.DATABASE_URL)
-    db.migrate(environment.DATABASE_URL)
+    """Bench vhost present, topology declared, bench database migrated (as tests/conftest.py)."""
+    _ensure_vhost()
+    topology.declare(AMQP_URL)
+    redis.Redis.from_url(REDIS_URL).ping()
+    db.ensure_database(DATABASE_URL)
+    db.migrate(DATABASE_URL)
 
 
 def reset() -> None:
     """Empty the queues, the job tables and the Redis database the benchmarks used."""
-    connection = pika.BlockingConnection(pika_parameters(environment.AMQP_URL))
+    connection = pika.BlockingConnection(pika_parameters(AMQP_URL))
     try:
         channel = connection.channel()
         for spec in topology.QUEUES:
@@ -37,14 +74,24 @@ def reset() -> None:
             channel.queue_purge(spec.dead_letter_queue)
     finally:
         connection.close()
-    redis.Redis.from_url(environment.REDIS_URL).flushdb()
-    with psycopg.connect(environment.DATABASE_URL, autocommit=True) as conn:
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
         conn.execute("TRUNCATE jobs, idempotency_keys, blog_scores CASCADE")
+
+
+def consumer_count(queue: str = "analyzer") -> int:
+    """Consumers of a queue on the bench vhost."""
+    connection = pika.BlockingConnection(pika_parameters(AMQP_URL))
+    try:
+        method = connection.channel().queue_declare(queue, passive=True).method
+        return int(method.consumer_count)
+    finally:
+        connection.close()
 
 
 def queue_depth(queue: str = "analyzer") -> int:
     """Messages ready in a queue (what the broker confirmed and nobody consumed)."""
-    connection = pika.BlockingConnection(pika_parameters(environment.AMQP_URL))
+    connection = pika.BlockingConnection(pika_parameters(AMQP_URL))
     try:
         method = connection.channel().queue_declare(queue, passive=True).method
         return int(method.message_count)
@@ -54,7 +101,7 @@ def queue_depth(queue: str = "analyzer") -> int:
 
 def job_rows() -> int:
     """Rows in the job table."""
-    with psycopg.connect(environment.DATABASE_URL) as conn:
+    with psycopg.connect(DATABASE_URL) as conn:
         row = conn.execute("SELECT count(*) FROM jobs").fetchone()
     return int(row[0]) if row else 0
 
@@ -80,13 +127,13 @@ def _rabbitmq_version() -> str:
 
 
 def _postgres_version() -> str:
-    with psycopg.connect(environment.DATABASE_URL) as conn:
+    with psycopg.connect(DATABASE_URL) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     return str(row[0]) if row else "unknown"
 
 
 def _redis_version() -> str:
-    info: dict[str, Any] = redis.Redis.from_url(environment.REDIS_URL).info("server")
+    info: dict[str, Any] = redis.Redis.from_url(REDIS_URL).info("server")
     return str(info.get("redis_version", "unknown"))
 
 
@@ -102,4 +149,5 @@ def machine() -> dict[str, Any]:
         "rabbitmq": _rabbitmq_version(),
         "postgres": _postgres_version(),
         "redis": _redis_version(),
+        "load_avg_at_start": [round(x, 2) for x in psutil.getloadavg()],
     }
