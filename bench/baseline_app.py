@@ -31,8 +31,13 @@ celery_app = Celery(
 )
 celery_app.conf.update(
     task_queues=[
-        Queue(QUEUE.name, Exchange(topology.TASK_EXCHANGE, type="direct", durable=True),
-              routing_key=QUEUE.name, durable=True, queue_arguments=QUEUE.arguments())
+        Queue(
+            QUEUE.name,
+            Exchange(topology.TASK_EXCHANGE, type="direct", durable=True),
+            routing_key=QUEUE.name,
+            durable=True,
+            queue_arguments=QUEUE.arguments(),
+        )
     ],
     task_default_queue=QUEUE.name,
     task_default_exchange=topology.TASK_EXCHANGE,
@@ -59,8 +64,7 @@ app = FastAPI(title="Celery delay() baseline")
 def submit_analysis(body: AnalysisRequest) -> dict[str, str]:
     """Queue an analysis the usual way: `delay()` from a threadpool route."""
     job_id = str(uuid.uuid4())
-    analyze_blog.apply_async(kwargs={"job_id": job_id, "blog_url": body.blog_url},
-                             task_id=job_id)
+    analyze_blog.apply_async(kwargs={"job_id": job_id, "blog_url": body.blog_url}, task_id=job_id)
     return {"job_id": job_id, "status": "queued"}
 
 

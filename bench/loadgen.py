@@ -91,6 +91,7 @@ class Pool:
         self.opened = 0
         self._idle: deque[Connection] = deque()
         self._waiters: deque[asyncio.Future[Connection]] = deque()
+        self._replacing: set[asyncio.Task[None]] = set()
 
     async def _open(self) -> Connection:
         loop = asyncio.get_running_loop()
@@ -122,7 +123,9 @@ class Pool:
             conn.close()
             self.opened -= 1
             if self._waiters:
-                asyncio.ensure_future(self._replace(self._waiters.popleft()))
+                task = asyncio.ensure_future(self._replace(self._waiters.popleft()))
+                self._replacing.add(task)
+                task.add_done_callback(self._replacing.discard)
             return
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -165,8 +168,9 @@ class Recorder:
         self.first_start = math.inf
         self.last_end = 0.0
 
-    def record(self, start: float, end: float, status: int | None, error: str | None,
-               measured: bool = True) -> None:
+    def record(
+        self, start: float, end: float, status: int | None, error: str | None, measured: bool = True
+    ) -> None:
         if not measured:
             if status == self.expect:
                 self.warm_accepted += 1
@@ -243,8 +247,7 @@ class Target:
         return head.encode() + body
 
 
-async def _one(pool: Pool, data: bytes, scheduled: float, rec: Recorder,
-               measured: bool) -> None:
+async def _one(pool: Pool, data: bytes, scheduled: float, rec: Recorder, measured: bool) -> None:
     status: int | None = None
     error: str | None = None
     conn: Connection | None = None
@@ -265,8 +268,9 @@ async def _one(pool: Pool, data: bytes, scheduled: float, rec: Recorder,
     rec.record(scheduled, time.perf_counter(), status, error, measured)
 
 
-async def open_loop(target: Target, rate: float, duration: float, warmup: float,
-                    conns: int, expect: int) -> dict[str, Any]:
+async def open_loop(
+    target: Target, rate: float, duration: float, warmup: float, conns: int, expect: int
+) -> dict[str, Any]:
     """Send `rate` requests a second on a fixed schedule; latency from each scheduled time."""
     pool = Pool(target.host, target.port, conns)
     await pool.fill(min(conns, 32))
@@ -284,8 +288,7 @@ async def open_loop(target: Target, rate: float, duration: float, warmup: float,
             scheduled = start + i * interval
             if i >= warm_n:
                 max_lag = max(max_lag, now - scheduled)
-            task = asyncio.create_task(
-                _one(pool, target.request(i), scheduled, rec, i >= warm_n))
+            task = asyncio.create_task(_one(pool, target.request(i), scheduled, rec, i >= warm_n))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             i += 1
@@ -295,13 +298,20 @@ async def open_loop(target: Target, rate: float, duration: float, warmup: float,
         await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT_S + 5)
     pool.close()
     result = rec.summary()
-    result.update(mode="open", offered_per_s=rate, sent=total - warm_n, warmup_sent=warm_n,
-                  max_send_lag_ms=round(max_lag * 1000, 3), connections_opened=pool.opened)
+    result.update(
+        mode="open",
+        offered_per_s=rate,
+        sent=total - warm_n,
+        warmup_sent=warm_n,
+        max_send_lag_ms=round(max_lag * 1000, 3),
+        connections_opened=pool.opened,
+    )
     return result
 
 
-async def closed_loop(target: Target, conns: int, duration: float, warmup: float,
-                      expect: int) -> dict[str, Any]:
+async def closed_loop(
+    target: Target, conns: int, duration: float, warmup: float, expect: int
+) -> dict[str, Any]:
     """`conns` clients, each sending its next request as soon as the last one is answered."""
     pool = Pool(target.host, target.port, conns)
     await pool.fill(conns)
@@ -323,8 +333,12 @@ async def closed_loop(target: Target, conns: int, duration: float, warmup: float
     result = rec.summary()
     # Throughput over the fixed window, not first-to-last request.
     result["accepted_per_s"] = round(rec.accepted / duration, 1)
-    result.update(mode="closed", connections=conns, sent=result["completed"],
-                  warmup_sent=rec.warm_accepted + rec.warm_failed)
+    result.update(
+        mode="closed",
+        connections=conns,
+        sent=result["completed"],
+        warmup_sent=rec.warm_accepted + rec.warm_failed,
+    )
     return result
 
 
@@ -333,16 +347,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     target = Target(args.url, args.method, args.body, args.header)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     if args.rate:
-        coro = open_loop(target, args.rate, args.duration, args.warmup, args.connections,
-                         args.expect)
+        coro = open_loop(
+            target, args.rate, args.duration, args.warmup, args.connections, args.expect
+        )
     else:
         coro = closed_loop(target, args.connections, args.duration, args.warmup, args.expect)
     result = _loop_runner()(coro)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     sent = result["sent"] + result["warmup_sent"]
-    result.update(cpu_s=round(cpu, 3), wall_s=round(wall, 3),
-                  cpu_us_per_request=round(cpu / max(sent, 1) * 1e6, 1),
-                  cpu_share_of_one_core=round(cpu / wall, 3))
+    result.update(
+        cpu_s=round(cpu, 3),
+        wall_s=round(wall, 3),
+        cpu_us_per_request=round(cpu / max(sent, 1) * 1e6, 1),
+        cpu_share_of_one_core=round(cpu / wall, 3),
+    )
     return result
 
 

@@ -1,7 +1,7 @@
 """The servers the benchmarks run against, and the machine they run on.
 
 The benchmarks use the same local RabbitMQ, Postgres and Redis as the tests, but their own
-vhost, database and Redis database (`offload-bench`, `offload_bench`, 14): the test suite may
+vhost, database and Redis database (`offload-bench`, `offload_bench`, 13): the test suite may
 be running at the same time, and its analyzer pool must not consume benchmark jobs, nor the
 benchmark purge a test's queue. Override with OFFLOAD_BENCH_AMQP_URL, OFFLOAD_BENCH_REDIS_URL
 and OFFLOAD_BENCH_DATABASE_URL.
@@ -25,17 +25,23 @@ from tests.support import environment
 
 AMQP_VHOST = "offload-bench"
 AMQP_URL = os.environ.get(
-    "OFFLOAD_BENCH_AMQP_URL", environment.AMQP_URL.rsplit("/", 1)[0] + f"/{AMQP_VHOST}")
+    "OFFLOAD_BENCH_AMQP_URL", environment.AMQP_URL.rsplit("/", 1)[0] + f"/{AMQP_VHOST}"
+)
 REDIS_URL = os.environ.get(
-    "OFFLOAD_BENCH_REDIS_URL", environment.REDIS_URL.rsplit("/", 1)[0] + "/14")
+    "OFFLOAD_BENCH_REDIS_URL", environment.REDIS_URL.rsplit("/", 1)[0] + "/13"
+)
 DATABASE_URL = os.environ.get(
-    "OFFLOAD_BENCH_DATABASE_URL", environment.DATABASE_URL.rsplit("/", 1)[0] + "/offload_bench")
+    "OFFLOAD_BENCH_DATABASE_URL", environment.DATABASE_URL.rsplit("/", 1)[0] + "/offload_bench"
+)
 
 
 def urls() -> dict[str, str]:
     """The OFFLOAD_* variables that point a service at the bench servers."""
-    return {"OFFLOAD_AMQP_URL": AMQP_URL, "OFFLOAD_REDIS_URL": REDIS_URL,
-            "OFFLOAD_DATABASE_URL": DATABASE_URL}
+    return {
+        "OFFLOAD_AMQP_URL": AMQP_URL,
+        "OFFLOAD_REDIS_URL": REDIS_URL,
+        "OFFLOAD_DATABASE_URL": DATABASE_URL,
+    }
 
 
 def service_env(**extra: str) -> dict[str, str]:
@@ -46,13 +52,17 @@ def service_env(**extra: str) -> dict[str, str]:
 def _ensure_vhost() -> None:
     if "OFFLOAD_BENCH_AMQP_URL" in os.environ:
         return
-    listed = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True,
-                            text=True, check=True, timeout=60)
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=True, timeout=60
+    )
     if AMQP_VHOST in listed.stdout.split():
         return
     subprocess.run(["rabbitmqctl", "-q", "add_vhost", AMQP_VHOST], check=True, timeout=60)
-    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", AMQP_VHOST, "guest",
-                    ".*", ".*", ".*"], check=True, timeout=60)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", AMQP_VHOST, "guest", ".*", ".*", ".*"],
+        check=True,
+        timeout=60,
+    )
 
 
 def prepare() -> None:
@@ -119,8 +129,9 @@ def _cpu_model() -> str:
 
 def _rabbitmq_version() -> str:
     try:
-        out = subprocess.run(["rabbitmqctl", "-q", "version"], capture_output=True, text=True,
-                             timeout=30, check=True).stdout.strip()
+        out = subprocess.run(
+            ["rabbitmqctl", "-q", "version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         out = ""
     return out or "unknown"

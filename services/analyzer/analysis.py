@@ -30,7 +30,11 @@ def analyze(
         return result
     CACHE_LOOKUPS.labels("miss").inc()
     with cache.crawl_lock(
-        res.redis, url, ttl_s=settings.task_time_limit_s, wait_s=settings.task_soft_time_limit_s / 2
+        res.redis,
+        url,
+        ttl_s=settings.task_time_limit_s,
+        wait_s=settings.task_soft_time_limit_s / 2,
+        owner=str(job.job_id),
     ) as acquired:
         if not acquired:
             log.warning("crawl lock for %s still held; crawling anyway", url)

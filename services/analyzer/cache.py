@@ -42,16 +42,31 @@ def put(
     client.set(score_cache_key(blog_url), json.dumps(entry), ex=ttl_s)
 
 
+def _take(client: "redis.Redis", key: str, token: str, ttl_s: int) -> bool:
+    if client.set(key, token, nx=True, ex=ttl_s):
+        return True
+    # Held under our own token: a redelivery of a job whose killed worker never released it.
+    if client.get(key) == token.encode():
+        client.expire(key, ttl_s)
+        return True
+    return False
+
+
 @contextmanager
-def crawl_lock(client: "redis.Redis", blog_url: str, ttl_s: int, wait_s: float) -> Iterator[bool]:
-    """Hold the blog's crawl lock; yields False if another holder kept it for `wait_s`."""
-    token = uuid.uuid4().hex
+def crawl_lock(
+    client: "redis.Redis", blog_url: str, ttl_s: int, wait_s: float, owner: str | None = None
+) -> Iterator[bool]:
+    """Hold the blog's crawl lock; yields False if another holder kept it for `wait_s`.
+
+    `owner` (the job id) lets a redelivered job take over the lock its dead predecessor held.
+    """
+    token = owner or uuid.uuid4().hex
     key = lock_key(blog_url)
     deadline = time.monotonic() + wait_s
-    acquired = bool(client.set(key, token, nx=True, ex=ttl_s))
+    acquired = _take(client, key, token, ttl_s)
     while not acquired and time.monotonic() < deadline:
         time.sleep(0.1)
-        acquired = bool(client.set(key, token, nx=True, ex=ttl_s))
+        acquired = _take(client, key, token, ttl_s)
     try:
         yield acquired
     finally:

@@ -9,9 +9,11 @@ against the original host name, because httpcore passes the origin host to `star
 """
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import httpcore
@@ -147,6 +149,12 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+@functools.cache
+def _ssl_context(verify: bool) -> ssl.SSLContext:
+    """One SSL context per process: loading the CA bundle costs ~30 ms, once per crawl otherwise."""
+    return httpx.create_ssl_context(verify=verify, trust_env=False)
+
+
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """An httpx transport whose connection pool uses a GuardedNetworkBackend."""
 
@@ -158,12 +166,13 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         verify: bool = True,
     ) -> None:
         limits = limits or httpx.Limits()
-        super().__init__(verify=verify, limits=limits, trust_env=False)
+        ssl_context = _ssl_context(verify)
+        super().__init__(verify=ssl_context, limits=limits, trust_env=False)
         # httpx offers no public hook for the network backend, so the pool the parent built is
         # replaced by an identical one that uses the guarded backend; requests still go through
         # the parent's handle_async_request, which maps httpcore errors to httpx errors.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -119,13 +119,17 @@ class JobStore:
     def start(self, job_id: UUID) -> StartOutcome:
         """Mark the job running unless it was cancelled or already finished."""
         with self._pool.connection() as conn:
-            if conn.execute(START_JOB, (job_id,)).fetchone():
-                return StartOutcome.STARTED
-            row = conn.execute("SELECT status FROM jobs WHERE id = %s", (job_id,)).fetchone()
-        if row is None:
-            return StartOutcome.MISSING
-        if row[0] == JobStatus.CANCELLED:
-            return StartOutcome.CANCELLED
+            # Two tries: the row may appear (gateway insert) between the update and the select.
+            for _ in range(2):
+                if conn.execute(START_JOB, (job_id,)).fetchone():
+                    return StartOutcome.STARTED
+                row = conn.execute("SELECT status FROM jobs WHERE id = %s", (job_id,)).fetchone()
+                if row is None:
+                    return StartOutcome.MISSING
+                if row[0] == JobStatus.CANCELLED:
+                    return StartOutcome.CANCELLED
+                if row[0] in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+                    return StartOutcome.FINISHED
         return StartOutcome.FINISHED
 
     def progress(self, job_id: UUID, done: int, total: int) -> bool:

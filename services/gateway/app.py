@@ -39,6 +39,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             min_size=2,
             max_size=settings.db_pool_max,
             open=False,
+            kwargs={"autocommit": True},
             name="offload-gateway",
         )
         await pool.open()

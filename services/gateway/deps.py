@@ -25,7 +25,7 @@ class Clients:
     redis: "aioredis.Redis"
 
 
-def _clients(request: Request) -> Clients:
+async def _clients(request: Request) -> Clients:
     clients: Clients = request.app.state.clients
     return clients
 
@@ -36,7 +36,7 @@ ClientsDep = Annotated[Clients, Depends(_clients)]
 _bearer = HTTPBearer(auto_error=False, description="An API key from OFFLOAD_API_KEYS")
 
 
-def _api_key(
+async def _api_key(
     clients: ClientsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:

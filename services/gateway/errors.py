@@ -51,6 +51,13 @@ class BrokerUnavailable(GatewayError):
     code = "broker_unavailable"
 
 
+class DatabaseUnavailable(GatewayError):
+    """The job could not be recorded; the client should retry."""
+
+    status_code = 503
+    code = "database_unavailable"
+
+
 async def handle_gateway_error(request: Request, exc: Exception) -> JSONResponse:
     """Render any GatewayError as {"error": {"code", "message"}} with its status."""
     assert isinstance(exc, GatewayError)

@@ -1,8 +1,8 @@
 """Creating, reading and cancelling jobs from the gateway (async, same SQL as the workers).
 
-A job row and its broker message are created together: the row is inserted in a transaction
-that commits only after the broker confirmed the message, so a failed publish leaves nothing
-behind claiming "queued". Workers tolerate seeing the message a moment before the commit.
+A job row exists only for a job the broker confirmed: the row is inserted after the confirm
+(or, with an Idempotency-Key, in a transaction that commits after it), so a failed publish
+leaves nothing behind claiming "queued". Workers tolerate seeing the message before the row.
 """
 
 import hashlib
@@ -11,16 +11,22 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.common.contracts import MESSAGE_PRIORITY, TaskContract
 from services.common.jobs import CANCEL_JOB, INSERT_JOB, SELECT_JOB, JobStatus
 from services.gateway import celery_message
 from services.gateway.broker import Publisher
-from services.gateway.errors import IdempotencyKeyReused, JobAlreadyFinished, JobNotFound
+from services.gateway.errors import (
+    DatabaseUnavailable,
+    IdempotencyKeyReused,
+    JobAlreadyFinished,
+    JobNotFound,
+)
 
 CLAIM_IDEMPOTENCY_KEY = """
 INSERT INTO idempotency_keys (scope, key, request_hash, job_id) VALUES (%s, %s, %s, %s)
@@ -109,7 +115,7 @@ class JobRepository:
         idempotency: Idempotency | None,
         job_id: UUID | None = None,
     ) -> Submitted:
-        """Insert the job and publish its task; commit only once the broker confirmed."""
+        """Publish the job's task and record the job; nothing is recorded unless confirmed."""
         job_id = job_id or uuid4()
         kwargs = {"job_id": str(job_id), **payload}
         contract.payload.model_validate(kwargs)
@@ -120,32 +126,55 @@ class JobRepository:
             priority=MESSAGE_PRIORITY[priority],
             request_id=request_id,
         )
+        row = (job_id, kind, Jsonb(payload), MESSAGE_PRIORITY[priority], request_id)
+        if idempotency is not None:
+            return await self._submit_once(publisher, message, contract.queue, row, idempotency)
+        await publisher.publish(message, routing_key=contract.queue)
+        # The broker has the job: record it (one round trip). A worker that is faster than this
+        # insert waits for the row; if the insert fails, the client gets a 503 and the worker
+        # drops the message when no row appears.
+        try:
+            async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(INSERT_JOB, row)
+                job = await cur.fetchone()
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DatabaseUnavailable(
+                f"the job could not be recorded: {exc}", headers={"Retry-After": "5"}
+            ) from exc
+        assert job is not None
+        return Submitted(job, created=True)
+
+    async def _submit_once(
+        self,
+        publisher: Publisher,
+        message: celery_message.CeleryMessage,
+        queue: str,
+        row: tuple[Any, ...],
+        idempotency: Idempotency,
+    ) -> Submitted:
+        """Insert, claim the key and publish in one transaction that commits after the confirm."""
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 cur = conn.cursor(row_factory=dict_row)
-                await cur.execute(
-                    INSERT_JOB,
-                    (job_id, kind, Jsonb(payload), MESSAGE_PRIORITY[priority], request_id),
-                )
+                await cur.execute(INSERT_JOB, row)
                 job = await cur.fetchone()
                 assert job is not None
-                if idempotency is not None:
-                    claimed = await conn.execute(
-                        CLAIM_IDEMPOTENCY_KEY,
-                        (
-                            idempotency.scope,
-                            idempotency.key,
-                            idempotency.request_hash,
-                            job_id,
-                            idempotency.ttl_s,
-                        ),
-                    )
-                    if await claimed.fetchone() is None:
-                        raise _KeyHeld
-                await publisher.publish(message, routing_key=contract.queue)
+                claimed = await conn.execute(
+                    CLAIM_IDEMPOTENCY_KEY,
+                    (
+                        idempotency.scope,
+                        idempotency.key,
+                        idempotency.request_hash,
+                        row[0],
+                        idempotency.ttl_s,
+                    ),
+                )
+                if await claimed.fetchone() is None:
+                    raise _KeyHeld
+                await publisher.publish(message, routing_key=queue)
         except _KeyHeld:
             # A concurrent request holds the key: our row is rolled back, answer with its job.
-            existing = await self.find_idempotent(idempotency)  # type: ignore[arg-type]
+            existing = await self.find_idempotent(idempotency)
             assert existing is not None
             return Submitted(existing, created=False)
         return Submitted(job, created=True)

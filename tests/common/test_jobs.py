@@ -68,3 +68,44 @@ def test_failure_carries_code_and_message(store: JobStore) -> None:
     view = job_view(store.get(job_id) or {})
     assert view["status"] == "failed"
     assert view["error"] == {"code": "blog_not_found", "message": "http://x/ answered 404"}
+
+
+def test_a_row_inserted_between_update_and_select_is_still_started(store: JobStore) -> None:
+    """The gateway inserts the row just after the broker confirm; a fast worker may race it."""
+    job_id = uuid.uuid4()
+    real_execute_calls = []
+
+    class RacingPool:
+        """Inserts the job row right after the worker's first (missed) UPDATE."""
+
+        def __init__(self, pool: ConnectionPool) -> None:
+            self.pool = pool
+
+        def connection(self):  # type: ignore[no-untyped-def]
+            pool = self.pool
+
+            class Conn:
+                def __enter__(self):  # type: ignore[no-untyped-def]
+                    self.ctx = pool.connection()
+                    self.conn = self.ctx.__enter__()
+                    return self
+
+                def __exit__(self, *exc):  # type: ignore[no-untyped-def]
+                    return self.ctx.__exit__(*exc)
+
+                def execute(self, query, params):  # type: ignore[no-untyped-def]
+                    result = self.conn.execute(query, params)
+                    real_execute_calls.append(query)
+                    if len(real_execute_calls) == 1:
+                        new_job_row(self.conn, job_id)
+                    return result
+
+            return Conn()
+
+    racing = JobStore(RacingPool(store._pool))  # type: ignore[arg-type]
+    assert racing.start(job_id) is StartOutcome.STARTED
+    assert (store.get(job_id) or {})["status"] == JobStatus.RUNNING
+
+
+def new_job_row(conn: object, job_id: uuid.UUID) -> None:
+    conn.execute(INSERT_JOB, (job_id, "analysis", Jsonb({"blog_url": "x"}), 5, "req"))  # type: ignore[attr-defined]

@@ -22,6 +22,14 @@ from services.gateway.schemas import Accepted, AnalysisRequest, ErrorBody, JobVi
 
 router = APIRouter(prefix="/v1/analyses", tags=["analyses"])
 
+# KEYS: score cache, in-flight claim; ARGV: new job id, claim TTL.
+_ADMIT = """
+local cached = redis.call('GET', KEYS[1])
+if cached then return {'cached', cached} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then return {'claimed', ARGV[1]} end
+return {'inflight', redis.call('GET', KEYS[2])}
+"""
+
 
 @router.post(
     "",
@@ -53,16 +61,20 @@ async def submit_analysis(
         if replay is not None:
             return _accepted(replay, response)
 
-    finished = await _fresh_score_job(clients, body.blog_url)
-    if finished is not None:
-        return JSONResponse(finished, status_code=status.HTTP_200_OK)
-
-    # Concurrent requests for one blog share the job that is already crawling it.
+    # One round trip: a fresh cached score, else claim the blog for a new job, else the job
+    # already crawling it (concurrent requests for one blog share one crawl).
     job_id = uuid4()
     key = inflight_key(body.blog_url)
     ttl = clients.settings.analysis_inflight_ttl_s
-    if not await clients.redis.set(key, str(job_id), nx=True, ex=ttl):
-        running = await _active_job(clients, await clients.redis.get(key))
+    found, value = await clients.redis.eval(  # type: ignore[misc]
+        _ADMIT, 2, score_cache_key(body.blog_url), key, str(job_id), str(ttl)
+    )
+    if found == b"cached":
+        finished = await _finished_job(clients, json.loads(value)["job_id"])
+        if finished is not None:
+            return JSONResponse(finished, status_code=status.HTTP_200_OK)
+    elif found == b"inflight":
+        running = await _active_job(clients, value)
         if running is not None:
             return _accepted(running, response)
         await clients.redis.set(key, str(job_id), ex=ttl)
@@ -88,12 +100,9 @@ def _accepted(job: dict[str, Any], response: Response) -> dict[str, Any]:
     return {"job_id": str(job["id"]), "status": job["status"]}
 
 
-async def _fresh_score_job(clients: ClientsDep, blog_url: str) -> dict[str, Any] | None:
-    raw = await clients.redis.get(score_cache_key(blog_url))
-    if raw is None:
-        return None
+async def _finished_job(clients: ClientsDep, job_id: str) -> dict[str, Any] | None:
     try:
-        job = await clients.jobs.get(json.loads(raw)["job_id"])
+        job = await clients.jobs.get(job_id)
     except JobNotFound:
         return None
     return job_view(job) if job["status"] == "succeeded" else None
