@@ -51,14 +51,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         await publisher.start()
         redis_client: aioredis.Redis = aioredis.Redis.from_url(settings.redis_url)
+        job_repo = JobRepository(pool)
         app.state.clients = Clients(
-            settings=settings, jobs=JobRepository(pool), publisher=publisher, redis=redis_client
+            settings=settings, jobs=job_repo, publisher=publisher, redis=redis_client
         )
         log.info("gateway ready on port %d", settings.gateway_port)
         try:
             yield
         finally:
             await publisher.close()
+            await job_repo.close()
             await redis_client.aclose()
             await pool.close()
 

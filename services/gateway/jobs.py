@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from services.common.contracts import MESSAGE_PRIORITY, TaskContract
 from services.common.jobs import CANCEL_JOB, INSERT_JOB, SELECT_JOB, JobStatus
 from services.gateway import celery_message
+from services.gateway.batching import JobInserter
 from services.gateway.broker import Publisher
 from services.gateway.errors import (
     DatabaseUnavailable,
@@ -74,6 +75,10 @@ class JobRepository:
 
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
         self._pool = pool
+        self._inserter = JobInserter(pool)
+
+    async def close(self) -> None:
+        await self._inserter.close()
 
     async def ping(self) -> None:
         """Round-trip to the database (readiness)."""
@@ -134,14 +139,11 @@ class JobRepository:
         # insert waits for the row; if the insert fails, the client gets a 503 and the worker
         # drops the message when no row appears.
         try:
-            async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(INSERT_JOB, row)
-                job = await cur.fetchone()
+            job = await self._inserter.insert(row)
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise DatabaseUnavailable(
                 f"the job could not be recorded: {exc}", headers={"Retry-After": "5"}
             ) from exc
-        assert job is not None
         return Submitted(job, created=True)
 
     async def _submit_once(
