@@ -79,7 +79,8 @@ SWEEP_STALE = (
     "UPDATE jobs SET status = 'failed', error_code = 'worker_lost', "
     "error_message = 'no sign of life from a worker for ' || %s || ' s', finished_at = now() "
     "WHERE status = 'running' AND kind = %s "
-    "AND heartbeat_at < now() - make_interval(secs => %s) RETURNING id"
+    "AND coalesce(heartbeat_at, started_at, created_at) < now() - make_interval(secs => %s) "
+    "RETURNING id"
 )
 
 

@@ -24,7 +24,13 @@ from services.common.config import ServiceSettings
 from services.common.topology import pika_parameters
 from tests.conftest import purge_queues
 from tests.support import environment
-from tests.support.processes import Service, start_gateway, start_worker, wait_until
+from tests.support.processes import (
+    Service,
+    consumer_count,
+    start_gateway,
+    start_worker,
+    wait_until,
+)
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 ANALYZER = topology.queue_named("analyzer")
@@ -59,12 +65,14 @@ WorkerFactory = Callable[..., Service]
 @pytest.fixture
 def workers(platform: None, log_dir: Path) -> Iterator[WorkerFactory]:
     """Start analyzer pools (`workers(concurrency=1, OFFLOAD_X="y")`); all stopped afterwards."""
+    no_stray_consumers()
     started: list[Service] = []
 
     def start(concurrency: int = 1, **env: str) -> Service:
         name = f"analyzer-{len(started) + 1}-{time.monotonic_ns()}"
-        service = start_worker("analyzer", "analyzer", log_dir, concurrency=concurrency,
-                               name=name, **env)
+        service = start_worker(
+            "analyzer", "analyzer", log_dir, concurrency=concurrency, name=name, **env
+        )
         started.append(service)
         return service
 
@@ -75,10 +83,26 @@ def workers(platform: None, log_dir: Path) -> Iterator[WorkerFactory]:
             service.stop()
 
 
+def no_stray_consumers(timeout: float = 5) -> None:
+    """Fail fast when a worker these tests did not start consumes the test queue."""
+    deadline = time.monotonic() + timeout
+    while (count := consumer_count(ANALYZER.name)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if count:
+        pytest.fail(
+            f"{count} consumer(s) not started by this test already consume {ANALYZER.name!r} "
+            f"at {environment.AMQP_URL} (a leftover worker, or another suite running): stop "
+            "them or give this run its own OFFLOAD_TEST_NAMESPACE"
+        )
+
+
 def settings() -> ServiceSettings:
     """The test servers as a service would see them (for deadletters.redrive and Celery)."""
-    return ServiceSettings(amqp_url=environment.AMQP_URL, redis_url=environment.REDIS_URL,
-                           database_url=environment.DATABASE_URL)
+    return ServiceSettings(
+        amqp_url=environment.AMQP_URL,
+        redis_url=environment.REDIS_URL,
+        database_url=environment.DATABASE_URL,
+    )
 
 
 def submit(client: httpx.Client, url: str, priority: str | None = None) -> str:
@@ -97,9 +121,13 @@ def get_job(client: httpx.Client, job_id: str) -> dict[str, Any]:
     return job
 
 
-def wait_for_job(client: httpx.Client, job_id: str,
-                 until: Callable[[dict[str, Any]], bool] = lambda job: job["status"] in TERMINAL,
-                 timeout: float = 30, what: str = "a final status") -> dict[str, Any]:
+def wait_for_job(
+    client: httpx.Client,
+    job_id: str,
+    until: Callable[[dict[str, Any]], bool] = lambda job: job["status"] in TERMINAL,
+    timeout: float = 30,
+    what: str = "a final status",
+) -> dict[str, Any]:
     """Poll the job through the API until `until(job)` holds."""
     deadline = time.monotonic() + timeout
     job = get_job(client, job_id)
@@ -150,7 +178,7 @@ def kill_pool_child(worker: Service) -> int:
     assert child.pid != worker.pid
     os.kill(child.pid, signal.SIGKILL)
     child.wait(5)
-    return child.pid
+    return int(child.pid)
 
 
 def wait_for_new_child(worker: Service, old_pid: int, timeout: float = 20) -> None:

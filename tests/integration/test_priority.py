@@ -44,10 +44,14 @@ def test_high_priority_jobs_start_before_a_low_priority_backlog(
             assert wait_for_job(client, job_id)["status"] == "succeeded"
         jobs = {job_id: get_job(client, job_id) for job_id in low + high}
 
-    started = sorted((datetime.fromisoformat(job["started_at"]), job_id)
-                     for job_id, job in jobs.items() if job["started_at"] is not None)
+    started = sorted(
+        (datetime.fromisoformat(job["started_at"]), job_id)
+        for job_id, job in jobs.items()
+        if job["started_at"] is not None
+    )
     order = [job_id for _, job_id in started]
     assert set(order[:HIGH]) == set(high), (
-        f"the first jobs to start were {['high' if j in high else 'low' for j in order]}")
+        f"the first jobs to start were {['high' if j in high else 'low' for j in order]}"
+    )
     # The backlog was really there when the urgent jobs ran: most low jobs had not started.
     assert len(order) - HIGH < LOW // 2

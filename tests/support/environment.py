@@ -2,12 +2,13 @@
 
 Tests use their own database, Redis database and RabbitMQ vhost, so a running development
 stack neither sees nor consumes test jobs. OFFLOAD_TEST_NAMESPACE=name gives a run its own
-vhost, database and Redis database (14), so two suites can run side by side; the
+vhost, database and Redis database, so two suites can run side by side; the
 OFFLOAD_TEST_*_URL variables override each URL outright.
 """
 
 import os
 import subprocess
+import zlib
 
 NAMESPACE = os.environ.get("OFFLOAD_TEST_NAMESPACE", "")
 _SUFFIX = f"-{NAMESPACE}" if NAMESPACE else ""
@@ -15,9 +16,9 @@ AMQP_VHOST = f"offload-test{_SUFFIX}"
 AMQP_URL = os.environ.get(
     "OFFLOAD_TEST_AMQP_URL", f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}"
 )
-REDIS_URL = os.environ.get(
-    "OFFLOAD_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{14 if NAMESPACE else 15}"
-)
+# Databases 1-12 for namespaces (0 is development, 13 benchmarks, 15 the default test run).
+_REDIS_DB = 1 + zlib.crc32(NAMESPACE.encode()) % 12 if NAMESPACE else 15
+REDIS_URL = os.environ.get("OFFLOAD_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{_REDIS_DB}")
 DATABASE_URL = os.environ.get(
     "OFFLOAD_TEST_DATABASE_URL",
     f"postgresql://postgres@127.0.0.1:5432/offload_test{_SUFFIX.replace('-', '_')}",

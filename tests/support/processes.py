@@ -108,7 +108,11 @@ def start_gateway(log_dir: Path, **env: str) -> tuple[Service, str]:
         except httpx.HTTPError:
             return False
 
-    wait_until(ready, 30, "the gateway to be ready")
+    try:
+        wait_until(ready, 30, "the gateway to be ready")
+    except BaseException:
+        service.stop()
+        raise
     return service, base
 
 
@@ -156,5 +160,9 @@ def start_worker(
             raise RuntimeError(f"{label} exited:\n{service.log()[-3000:]}")
         return consumer_count(queue) > before
 
-    wait_until(consuming, 60, f"{label} to consume {queue}", step=0.2)
+    try:
+        wait_until(consuming, 60, f"{label} to consume {queue}", step=0.2)
+    except BaseException:
+        service.stop()
+        raise
     return service

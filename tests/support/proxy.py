@@ -5,6 +5,8 @@
     ... point a client at proxy.port ...
     proxy.stop()                      # refuses new connections, drops every live one
     proxy.start()                     # listens again on the same port
+    proxy.pause()                     # connections stay open but nothing gets through
+    proxy.resume()                    # what was held back is delivered
 
 Only the client behind the proxy loses the broker; the broker itself is never touched.
 """
@@ -29,6 +31,8 @@ class TcpProxy:
         self._acceptor: threading.Thread | None = None
         self._sockets: set[socket.socket] = set()
         self._connections = 0
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     @property
     def running(self) -> bool:
@@ -51,9 +55,19 @@ class TcpProxy:
         listener.settimeout(0.05)
         self.port = listener.getsockname()[1]
         self._listener = listener
-        self._acceptor = threading.Thread(target=self._accept, args=(listener,),
-                                          name=f"proxy-accept-{self.port}", daemon=True)
+        self._acceptor = threading.Thread(
+            target=self._accept, args=(listener,), name=f"proxy-accept-{self.port}", daemon=True
+        )
         self._acceptor.start()
+
+    def pause(self) -> None:
+        """Hold back every byte in both directions, leaving the connections open (a silent
+        network: no reset, no close, just no answers)."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Deliver what was held back and forward again."""
+        self._flowing.set()
 
     def stop(self) -> None:
         """Stop listening (new connections are refused) and cut every live connection."""
@@ -67,6 +81,7 @@ class TcpProxy:
             live, self._sockets = self._sockets, set()
         for sock in live:
             _close(sock)
+        self._flowing.set()  # lets paused pumps find their sockets closed and exit
 
     def _accept(self, listener: socket.socket) -> None:
         while self._listener is listener:
@@ -92,12 +107,17 @@ class TcpProxy:
                 self._sockets.update((client, upstream))
                 self._connections += 1
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink),
-                                 name=f"proxy-pump-{self.port}", daemon=True).start()
+                threading.Thread(
+                    target=self._pump,
+                    args=(source, sink),
+                    name=f"proxy-pump-{self.port}",
+                    daemon=True,
+                ).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(_CHUNK):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass
@@ -113,8 +133,9 @@ class TcpProxy:
         self.start()
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
