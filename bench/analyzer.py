@@ -30,7 +30,7 @@ from services.analyzer.config import AnalyzerSettings
 from services.analyzer.crawler import crawl_blog
 from services.analyzer.scoring import score_blog
 from tests.support import environment
-from tests.support.blogs import BlogServer
+from tests.support.blogserver import BlogServer
 from tests.support.processes import Service, free_port, start_gateway, wait_until
 
 

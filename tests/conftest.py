@@ -15,7 +15,7 @@ import redis
 from services.common import db, topology
 from services.common.topology import pika_parameters
 from tests.support import environment
-from tests.support.blogs import BlogServer
+from tests.support.blogserver import BlogServer
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ from services.analyzer.errors import (
 )
 from services.analyzer.models import BlogSnapshot
 from services.analyzer.scoring import SCORED_METRICS, score_blog
-from tests.support.blogs import BlogServer, Post
+from tests.support.blogs import Post
+from tests.support.blogserver import BlogServer
 
 SETTINGS = AnalyzerSettings(crawl_allow_private=True)
 

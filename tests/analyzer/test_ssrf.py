@@ -15,7 +15,8 @@ from services.analyzer.ssrf import (
     is_blocked_ip,
     resolve_checked,
 )
-from tests.support.blogs import Blog, BlogServer, Response
+from tests.support.blogs import Blog, Response
+from tests.support.blogserver import BlogServer
 
 PUBLIC_IP = "93.184.216.34"
 

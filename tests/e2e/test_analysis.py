@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import api
 from tests.e2e.conftest import Stack
-from tests.support.blogs import BlogServer
+from tests.support.blogserver import BlogServer
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import api
 from tests.integration.conftest import WorkerFactory, query, submit, wait_for_job
 from tests.support import environment
-from tests.support.blogs import BlogServer
+from tests.support.blogserver import BlogServer
 from tests.support.processes import Service, start_gateway
 from tests.support.proxy import TcpProxy
 

@@ -22,7 +22,7 @@ from tests.integration.conftest import (
     submit,
     wait_for_job,
 )
-from tests.support.blogs import BlogServer
+from tests.support.blogserver import BlogServer
 from tests.support.processes import Service, consumer_count, wait_until
 
 pytestmark = pytest.mark.integration

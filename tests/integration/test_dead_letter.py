@@ -19,7 +19,7 @@ from tests.integration.conftest import (
     wait_for_job,
 )
 from tests.support import environment
-from tests.support.blogs import BlogServer
+from tests.support.blogserver import BlogServer
 from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from tests.integration.conftest import (
     submit,
     wait_for_job,
 )
-from tests.support.blogs import BlogServer
+from tests.support.blogserver import BlogServer
 from tests.support.processes import consumer_count
 
 pytestmark = pytest.mark.integration

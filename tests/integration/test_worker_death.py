@@ -24,7 +24,7 @@ from tests.integration.conftest import (
     wait_for_new_child,
 )
 from tests.support import environment
-from tests.support.blogs import BlogServer
+from tests.support.blogserver import BlogServer
 from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration
