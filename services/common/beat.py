@@ -17,6 +17,12 @@ SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 60.0,
         "options": {"queue": "analyzer", "priority": 9, "expires": 55},
     },
+    # Scheduled campaigns live in Postgres, not as broker ETAs; this starts the due ones.
+    "pusher-dispatch-due-campaigns": {
+        "task": "pusher.dispatch_due_campaigns",
+        "schedule": 1.0,
+        "options": {"queue": "pusher.urgent", "priority": 9, "expires": 5},
+    },
 }
 
 settings = ServiceSettings()

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from services.common import db, deadletters, topology
+from services.common.client_cli import devices_cli
 from services.common.config import ServiceSettings
 
 cli = typer.Typer(help="Offload operations.", no_args_is_help=True)
@@ -16,6 +17,7 @@ dlq_cli = typer.Typer(help="Dead-letter queues.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(topology_cli, name="topology")
 cli.add_typer(dlq_cli, name="dlq")
+cli.add_typer(devices_cli, name="devices")
 
 
 @db_cli.command("upgrade")

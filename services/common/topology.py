@@ -35,7 +35,11 @@ class QueueSpec:
         }
 
 
-QUEUES: tuple[QueueSpec, ...] = (QueueSpec("analyzer", "analyzer"),)
+QUEUES: tuple[QueueSpec, ...] = (
+    QueueSpec("analyzer", "analyzer"),
+    QueueSpec("pusher.bulk", "pusher"),
+    QueueSpec("pusher.urgent", "pusher"),
+)
 
 
 def queues_for(service: str) -> tuple[QueueSpec, ...]:

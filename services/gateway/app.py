@@ -10,12 +10,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.common import logs
 from services.gateway.broker import Publisher
+from services.gateway.campaigns import CampaignRepository
 from services.gateway.config import GatewaySettings
 from services.gateway.deps import Clients
+from services.gateway.devices import DeviceRepository
 from services.gateway.errors import GatewayError, handle_gateway_error
 from services.gateway.jobs import JobRepository
 from services.gateway.middleware import RequestContextMiddleware
-from services.gateway.routes import analyses, health, jobs
+from services.gateway.routes import analyses, campaigns, devices, health, jobs
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         redis_client: aioredis.Redis = aioredis.Redis.from_url(settings.redis_url)
         job_repo = JobRepository(pool)
         app.state.clients = Clients(
-            settings=settings, jobs=job_repo, publisher=publisher, redis=redis_client
+            settings=settings,
+            jobs=job_repo,
+            publisher=publisher,
+            redis=redis_client,
+            devices=DeviceRepository(pool),
+            campaigns=CampaignRepository(pool),
         )
         log.info("gateway ready on port %d", settings.gateway_port)
         try:
@@ -72,6 +79,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(analyses.router)
     app.include_router(jobs.router)
+    app.include_router(devices.router)
+    app.include_router(campaigns.router)
     return app
 
 

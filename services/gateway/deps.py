@@ -10,7 +10,9 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.gateway.broker import Publisher
+from services.gateway.campaigns import CampaignRepository
 from services.gateway.config import GatewaySettings
+from services.gateway.devices import DeviceRepository
 from services.gateway.errors import Unauthorized
 from services.gateway.jobs import JobRepository
 
@@ -21,8 +23,10 @@ class Clients:
 
     settings: GatewaySettings
     jobs: JobRepository
+    campaigns: CampaignRepository
     publisher: Publisher
     redis: "aioredis.Redis"
+    devices: DeviceRepository
 
 
 async def _clients(request: Request) -> Clients:

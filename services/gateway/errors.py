@@ -58,6 +58,27 @@ class DatabaseUnavailable(GatewayError):
     code = "database_unavailable"
 
 
+class DeviceNotFound(GatewayError):
+    """No active device has this token."""
+
+    status_code = 404
+    code = "device_not_found"
+
+
+class UnsupportedImportType(GatewayError):
+    """A device import was sent as something other than NDJSON or CSV."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class InvalidImportHeader(GatewayError):
+    """The CSV header row does not name the columns an import needs."""
+
+    status_code = 422
+    code = "invalid_csv_header"
+
+
 async def handle_gateway_error(request: Request, exc: Exception) -> JSONResponse:
     """Render any GatewayError as {"error": {"code", "message"}} with its status."""
     assert isinstance(exc, GatewayError)
@@ -66,3 +87,17 @@ async def handle_gateway_error(request: Request, exc: Exception) -> JSONResponse
         status_code=exc.status_code,
         headers=exc.headers,
     )
+
+
+class CampaignNotFound(GatewayError):
+    """No campaign has this id."""
+
+    status_code = 404
+    code = "campaign_not_found"
+
+
+class CampaignStateConflict(GatewayError):
+    """The campaign is not in a state that allows this (e.g. sent twice)."""
+
+    status_code = 409
+    code = "campaign_state_conflict"

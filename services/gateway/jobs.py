@@ -119,6 +119,7 @@ class JobRepository:
         request_id: str | None,
         idempotency: Idempotency | None,
         job_id: UUID | None = None,
+        queue: str | None = None,
     ) -> Submitted:
         """Publish the job's task and record the job; nothing is recorded unless confirmed."""
         job_id = job_id or uuid4()
@@ -132,9 +133,10 @@ class JobRepository:
             request_id=request_id,
         )
         row = (job_id, kind, Jsonb(payload), MESSAGE_PRIORITY[priority], request_id)
+        queue = queue or contract.queue
         if idempotency is not None:
-            return await self._submit_once(publisher, message, contract.queue, row, idempotency)
-        await publisher.publish(message, routing_key=contract.queue)
+            return await self._submit_once(publisher, message, queue, row, idempotency)
+        await publisher.publish(message, routing_key=queue)
         # The broker has the job: record it (one round trip). A worker that is faster than this
         # insert waits for the row; if the insert fails, the client gets a 503 and the worker
         # drops the message when no row appears.
@@ -145,6 +147,19 @@ class JobRepository:
                 f"the job could not be recorded: {exc}", headers={"Retry-After": "5"}
             ) from exc
         return Submitted(job, created=True)
+
+    async def record(
+        self,
+        job_id: UUID,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        priority: str,
+        request_id: str | None,
+    ) -> dict[str, Any]:
+        """Insert a queued job that something else publishes later (a scheduled campaign)."""
+        row = (job_id, kind, Jsonb(payload), MESSAGE_PRIORITY[priority], request_id)
+        return await self._inserter.insert(row)
 
     async def _submit_once(
         self,

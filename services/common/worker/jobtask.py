@@ -13,7 +13,7 @@ from typing import Any, ClassVar, cast
 from uuid import UUID
 
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 from services.common import metrics
 from services.common.config import ServiceSettings
@@ -79,9 +79,13 @@ class JobTask(Task):  # type: ignore[misc]
         return str(self.app.main).removeprefix("offload-")
 
     def run_job(
-        self, job_id: UUID, work: Callable[[JobContext], Mapping[str, Any]]
+        self,
+        job_id: UUID,
+        work: Callable[[JobContext], Mapping[str, Any] | None],
+        *,
+        settle: bool = True,
     ) -> Mapping[str, Any] | None:
-        """Run `work` for the job, settling the job whatever happens."""
+        """Run `work` for the job; on success settle it unless other tasks will (fan-out)."""
         res = resources(self.settings)
         if self._killed_too_often(res, job_id):
             return None
@@ -96,6 +100,8 @@ class JobTask(Task):  # type: ignore[misc]
             log.info("job cancelled while running")
             self._count("cancelled")
             return None
+        except Retry:
+            raise  # the task asked Celery to run it again later
         except self.retry_on as exc:
             self._retry_or_give_up(res, job_id, exc)
             return None
@@ -111,7 +117,10 @@ class JobTask(Task):  # type: ignore[misc]
         except Exception as exc:
             self._give_up(res, job_id, "internal_error", f"{type(exc).__name__}: {exc}")
             raise
-        if res.jobs.succeed(job_id, result):
+        if not settle:
+            self._count("succeeded")
+            return result
+        if res.jobs.succeed(job_id, result or {}):
             self._count("succeeded")
         else:
             log.info("job was settled elsewhere (cancelled?) before it succeeded")

@@ -1,0 +1,204 @@
+"""Campaign state as the workers see it: load, fan-out bookkeeping, batch settlement, fan-in.
+
+Counters are only ever added by the transaction that flips a batch from pending to done, and
+they are computed from the deliveries table, so a redelivered batch can neither double-count
+nor lose a delivery; the batch whose settlement makes batches_done reach batches_total (after
+fan-out finished) completes the campaign, exactly once, with a guarded update.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from services.common.jobs import FINISH_JOB, JobStatus
+
+DEVICE_GONE = "DEVICE_GONE"
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """What a task needs of a campaign (re-read inside every task)."""
+
+    id: UUID
+    title: str
+    body: str
+    data: dict[str, str]
+    priority: str
+    target: dict[str, Any]
+    status: str
+
+
+def load(conn: Connection[Any], campaign_id: UUID) -> Campaign | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "SELECT id, title, body, data, priority, target, status FROM campaigns WHERE id = %s",
+            (campaign_id,),
+        ).fetchone()
+    return Campaign(**row) if row else None
+
+
+def claim_due(conn: Connection[Any], campaign_id: UUID) -> None:
+    """Move a scheduled campaign whose time has come to processing (the fan-out's first act)."""
+    conn.execute(
+        "UPDATE campaigns SET status = 'processing' "
+        "WHERE id = %s AND status = 'scheduled' AND send_at <= now()",
+        (campaign_id,),
+    )
+
+
+def mark_started(conn: Connection[Any], campaign_id: UUID) -> None:
+    conn.execute(
+        "UPDATE campaigns SET started_at = coalesce(started_at, now()) WHERE id = %s",
+        (campaign_id,),
+    )
+
+
+def resume_point(conn: Connection[Any], campaign_id: UUID) -> tuple[int, int]:
+    """(next batch number, last device id planned) for a fan-out that may be a redelivery."""
+    row = conn.execute(
+        "SELECT batch_no, last_id FROM campaign_batches WHERE campaign_id = %s "
+        "ORDER BY batch_no DESC LIMIT 1",
+        (campaign_id,),
+    ).fetchone()
+    return (0, 0) if row is None else (row[0] + 1, row[1])
+
+
+def record_batch(
+    conn: Connection[Any],
+    campaign_id: UUID,
+    batch_no: int,
+    after_id: int,
+    last_id: int,
+    size: int,
+) -> None:
+    """Record a planned batch (once) and add its devices to the campaign's total."""
+    with conn.transaction():
+        inserted = conn.execute(
+            "INSERT INTO campaign_batches (campaign_id, batch_no, after_id, last_id, size) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING batch_no",
+            (campaign_id, batch_no, after_id, last_id, size),
+        ).fetchone()
+        if inserted:
+            conn.execute(
+                "UPDATE campaigns SET total = total + %s, batches_total = batches_total + 1 "
+                "WHERE id = %s",
+                (size, campaign_id),
+            )
+
+
+def finish_fanout(conn: Connection[Any], campaign_id: UUID, job_id: UUID) -> bool:
+    """Mark fan-out complete; completes the campaign now if every batch already settled."""
+    conn.execute("UPDATE campaigns SET fanout_done = true WHERE id = %s", (campaign_id,))
+    return complete_if_settled(conn, campaign_id, job_id)
+
+
+def record_deliveries(
+    conn: Connection[Any],
+    campaign_id: UUID,
+    outcomes: list[tuple[int, bool, str | None]],
+) -> None:
+    """Record final per-device outcomes (device id, ok, error code); repeats are ignored."""
+    if not outcomes:
+        return
+    ids, oks, codes = (list(column) for column in zip(*outcomes, strict=True))
+    conn.execute(
+        "INSERT INTO deliveries (campaign_id, device_id, ok, code) "
+        "SELECT %s, * FROM unnest(%s::bigint[], %s::boolean[], %s::text[]) "
+        "ON CONFLICT DO NOTHING",
+        (campaign_id, ids, oks, codes),
+    )
+
+
+def settle_batch(conn: Connection[Any], campaign_id: UUID, batch_no: int, job_id: UUID) -> bool:
+    """Flip the batch to done and add its counts, once; True if the campaign completed."""
+    with conn.transaction():
+        batch = conn.execute(
+            "UPDATE campaign_batches SET status = 'done', settled_at = now() "
+            "WHERE campaign_id = %s AND batch_no = %s AND status = 'pending' "
+            "RETURNING after_id, last_id, size",
+            (campaign_id, batch_no),
+        ).fetchone()
+        if batch is None:
+            return False  # settled by an earlier delivery of this message
+        after_id, last_id, size = batch
+        by_code = conn.execute(
+            "SELECT ok, coalesce(code, ''), count(*) FROM deliveries "
+            "WHERE campaign_id = %s AND device_id > %s AND device_id <= %s GROUP BY 1, 2",
+            (campaign_id, after_id, last_id),
+        ).fetchall()
+        # Devices planned into the batch but deactivated or deleted before it ran.
+        gone = size - sum(n for _, _, n in by_code)
+        if gone > 0:
+            by_code.append((False, DEVICE_GONE, gone))
+        succeeded = sum(n for ok, _, n in by_code if ok)
+        failed = sum(n for ok, _, n in by_code if not ok)
+        for ok, code, n in by_code:
+            if not ok:
+                conn.execute(
+                    "INSERT INTO campaign_failures (campaign_id, code, count) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (campaign_id, code) DO UPDATE "
+                    "SET count = campaign_failures.count + EXCLUDED.count",
+                    (campaign_id, code, n),
+                )
+        conn.execute(
+            "UPDATE campaigns SET sent = sent + %s, succeeded = succeeded + %s, "
+            "failed = failed + %s, batches_done = batches_done + 1 WHERE id = %s",
+            (succeeded + failed, succeeded, failed, campaign_id),
+        )
+        progress = conn.execute(
+            "SELECT sent, total FROM campaigns WHERE id = %s", (campaign_id,)
+        ).fetchone()
+        if progress is not None:
+            conn.execute(
+                "UPDATE jobs SET progress_done = %s, progress_total = %s, heartbeat_at = now() "
+                "WHERE id = %s AND status = 'running'",
+                (progress[0], progress[1], job_id),
+            )
+    return complete_if_settled(conn, campaign_id, job_id)
+
+
+def complete_if_settled(conn: Connection[Any], campaign_id: UUID, job_id: UUID) -> bool:
+    """Complete the campaign and its job if fan-out is done and every batch settled."""
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        done = cur.execute(
+            "UPDATE campaigns SET status = 'completed', completed_at = now() "
+            "WHERE id = %s AND status = 'processing' AND fanout_done "
+            "AND batches_done = batches_total "
+            "RETURNING id, total, sent, succeeded, failed",
+            (campaign_id,),
+        ).fetchone()
+        if done is None:
+            return False
+        failures = cur.execute(
+            "SELECT code, count FROM campaign_failures WHERE campaign_id = %s", (campaign_id,)
+        ).fetchall()
+        result = {
+            "campaign_id": str(campaign_id),
+            "total": done["total"],
+            "sent": done["sent"],
+            "succeeded": done["succeeded"],
+            "failed": done["failed"],
+            "failures_by_code": {f["code"]: f["count"] for f in failures},
+        }
+        cur.execute(
+            "UPDATE jobs SET progress_done = %s, progress_total = %s WHERE id = %s",
+            (done["sent"], done["total"], job_id),
+        )
+        cur.execute(FINISH_JOB, (JobStatus.SUCCEEDED, Jsonb(result), None, None, job_id))
+    return True
+
+
+def deactivate(conn: Connection[Any], device_ids: list[int], reason: str) -> int:
+    """Deactivate devices FCM reported as unregistered or invalid."""
+    if not device_ids:
+        return 0
+    cur = conn.execute(
+        "UPDATE devices SET active = false, deactivated_reason = %s, deactivated_at = now(), "
+        "updated_at = now() WHERE id = ANY(%s) AND active RETURNING id",
+        (reason, device_ids),
+    )
+    return len(cur.fetchall())

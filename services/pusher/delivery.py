@@ -1,0 +1,116 @@
+"""One batch of a campaign: send to its devices that have no delivery yet, record outcomes.
+
+Final outcomes (sent, or failed for good) are recorded per chunk right after FCM answers, so
+a batch redelivered after its worker died resends only what was not recorded. Transient
+failures (quota, unavailable, internal, timeouts) are not recorded: the task retries the
+batch later and only those devices are sent again.
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import Connection, sql
+
+from services.pusher import campaigns
+from services.pusher.campaigns import Campaign
+from services.pusher.fcm import FcmClient, Push
+from services.pusher.metrics import DEVICES_DEACTIVATED
+from services.pusher.ratelimit import RateLimiter
+from services.pusher.targeting import target_filter
+
+log = logging.getLogger(__name__)
+
+# Devices per FCM round (sent concurrently), per rate-limit reservation and per DB write.
+CHUNK = 100
+
+
+@dataclass
+class BatchOutcome:
+    """What one pass over a batch achieved."""
+
+    sent: int = 0
+    failed: int = 0
+    deactivated: int = 0
+    cancelled: bool = False
+    retry: list[tuple[int, str]] = field(default_factory=list)
+    retry_after_s: float = 0.0
+
+
+def undelivered(
+    conn: Connection[Any], campaign: Campaign, after_id: int, last_id: int
+) -> list[tuple[int, str]]:
+    """(device id, token) of the batch's target devices this campaign has not reached yet."""
+    condition, params = target_filter(campaign.target)
+    query = sql.SQL(
+        "SELECT d.id, d.token FROM devices d WHERE d.active AND {} "
+        "AND d.id > %(after)s AND d.id <= %(last)s AND NOT EXISTS ("
+        "SELECT 1 FROM deliveries x WHERE x.campaign_id = %(campaign)s AND x.device_id = d.id) "
+        "ORDER BY d.id"
+    ).format(condition)
+    rows = conn.execute(
+        query, {**params, "after": after_id, "last": last_id, "campaign": campaign.id}
+    ).fetchall()
+    return [(row[0], row[1]) for row in rows]
+
+
+def _push(campaign: Campaign, token: str) -> Push:
+    return Push(
+        token=token,
+        title=campaign.title,
+        body=campaign.body,
+        data={**campaign.data, "campaign_id": str(campaign.id)},
+        priority="high" if campaign.priority == "high" else "normal",
+    )
+
+
+def _is_cancelled(conn: Connection[Any], campaign: Campaign) -> bool:
+    row = conn.execute("SELECT status FROM campaigns WHERE id = %s", (campaign.id,)).fetchone()
+    return row is None or row[0] == "cancelled"
+
+
+async def send_batch(
+    conn: Connection[Any],
+    campaign: Campaign,
+    devices: Sequence[tuple[int, str]],
+    fcm: FcmClient,
+    limiter: RateLimiter,
+) -> BatchOutcome:
+    """Send to `devices` in chunks under the global rate limit, recording final outcomes."""
+    outcome = BatchOutcome()
+    for start in range(0, len(devices), CHUNK):
+        if _is_cancelled(conn, campaign):
+            outcome.cancelled = True
+            break
+        chunk = devices[start : start + CHUNK]
+        wait = limiter.reserve(len(chunk))
+        if wait > 0:
+            await asyncio.sleep(wait)
+        results = await fcm.send([_push(campaign, token) for _, token in chunk])
+        final: list[tuple[int, bool, str | None]] = []
+        to_deactivate: list[int] = []
+        for (device_id, _), result in zip(chunk, results, strict=True):
+            if result.ok:
+                final.append((device_id, True, None))
+                outcome.sent += 1
+            elif result.retryable:
+                outcome.retry.append((device_id, result.error_code or "UNKNOWN"))
+                outcome.retry_after_s = max(outcome.retry_after_s, result.retry_after_s or 0.0)
+            else:
+                final.append((device_id, False, result.error_code or "UNKNOWN"))
+                outcome.failed += 1
+                if result.deactivate:
+                    to_deactivate.append(device_id)
+        with conn.transaction():
+            campaigns.record_deliveries(conn, campaign.id, final)
+            deactivated = campaigns.deactivate(conn, to_deactivate, "fcm: unregistered/invalid")
+        outcome.deactivated += deactivated
+        DEVICES_DEACTIVATED.inc(deactivated)
+    return outcome
+
+
+def give_up(conn: Connection[Any], campaign: Campaign, retry: list[tuple[int, str]]) -> None:
+    """Record devices whose transient failures outlived every retry as failed, by code."""
+    campaigns.record_deliveries(conn, campaign.id, [(d, False, code) for d, code in retry])

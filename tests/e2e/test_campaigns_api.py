@@ -1,0 +1,134 @@
+"""Campaign API end to end: validation, state rules, scheduling and fan-in with a real pool."""
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import api, purge_queues
+from tests.support.processes import Service, start_gateway, start_worker
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def gateway_and_pusher(
+    platform: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Service]]:
+    log_dir: Path = tmp_path_factory.mktemp("logs")
+    purge_queues()
+    gateway, base_url = start_gateway(log_dir)
+    try:
+        pusher = start_worker("pusher", "pusher.bulk", log_dir, concurrency=1)
+    except BaseException:
+        gateway.stop()
+        raise
+    try:
+        yield base_url, pusher
+    finally:
+        pusher.stop()
+        gateway.stop()
+
+
+def campaign(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "title": "Sale",
+        "body": "50% off today",
+        "data": {"deeplink": "/s"},
+        "target": {"topic": "nobody-subscribes-here"},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def wait_status(
+    client: httpx.Client, campaign_id: str, wanted: str, timeout: float = 20
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats: dict[str, Any] = client.get(f"/v1/campaigns/{campaign_id}/stats").json()
+        if stats["status"] == wanted:
+            return stats
+        time.sleep(0.1)
+    raise AssertionError(f"campaign {campaign_id} still {stats['status']}, not {wanted}")
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        (campaign(data={"k": "x" * 5000}), "FCM accepts at most 4096"),
+        (campaign(target={}), "exactly one"),
+        (campaign(target={"all": True, "topic": "t"}), "exactly one"),
+        (campaign(target={"user_ids": []}), "user_ids"),
+        (campaign(priority="urgent"), "priority"),
+        (campaign(data={"n": 1}), "data"),
+        (campaign(data={"campaign_id": "x"}), "reserved"),
+        (campaign(send_at="2030-01-01T00:00:00"), "timezone"),
+    ],
+)
+def test_bad_campaigns_are_422(
+    gateway_and_pusher: tuple[str, Service], clean: None, spec: dict[str, Any], fragment: str
+) -> None:
+    with api(gateway_and_pusher[0]) as client:
+        response = client.post("/v1/campaigns", json=spec)
+    assert response.status_code == 422, response.text
+    assert fragment in response.text
+
+
+def test_a_campaign_to_nobody_completes_and_cannot_be_sent_twice(
+    gateway_and_pusher: tuple[str, Service], clean: None
+) -> None:
+    with api(gateway_and_pusher[0]) as client:
+        created = client.post("/v1/campaigns", json=campaign())
+        assert created.status_code == 201
+        assert created.json()["status"] == "draft"
+        campaign_id = created.json()["id"]
+        sent = client.post(f"/v1/campaigns/{campaign_id}/send")
+        assert sent.status_code == 202, sent.text
+        again = client.post(f"/v1/campaigns/{campaign_id}/send")
+        stats = wait_status(client, campaign_id, "completed")
+        job = client.get(f"/v1/jobs/{sent.json()['job_id']}").json()
+        listed = client.get("/v1/campaigns", params={"status": "completed"}).json()
+        cancel_done = client.post(f"/v1/campaigns/{campaign_id}/cancel")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "campaign_state_conflict"
+    assert stats["total"] == stats["sent"] == 0
+    assert stats["progress"] == 100
+    assert job["status"] == "succeeded"
+    assert job["result"]["total"] == 0
+    assert [c["id"] for c in listed] == [campaign_id]
+    assert cancel_done.status_code == 409
+
+
+def test_scheduled_campaigns_wait_in_postgres_and_can_be_cancelled(
+    gateway_and_pusher: tuple[str, Service], clean: None
+) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    with api(gateway_and_pusher[0]) as client:
+        campaign_id = client.post("/v1/campaigns", json=campaign(send_at=later)).json()["id"]
+        sent = client.post(f"/v1/campaigns/{campaign_id}/send").json()
+        assert sent["status"] == "scheduled"
+        assert client.get(f"/v1/jobs/{sent['job_id']}").json()["status"] == "queued"
+        listed = client.get("/v1/campaigns", params={"status": "scheduled"}).json()
+        cancelled = client.post(f"/v1/campaigns/{campaign_id}/cancel").json()
+        job = client.get(f"/v1/jobs/{sent['job_id']}").json()
+    assert [c["id"] for c in listed] == [campaign_id]
+    assert cancelled["status"] == "cancelled"
+    assert job["status"] == "cancelled"
+
+
+def test_unknown_campaigns_are_404(gateway_and_pusher: tuple[str, Service]) -> None:
+    with api(gateway_and_pusher[0]) as client:
+        for path in (
+            "/v1/campaigns/nope",
+            "/v1/campaigns/00000000-0000-0000-0000-000000000000/stats",
+        ):
+            assert client.get(path).status_code == 404
+        assert (
+            client.post("/v1/campaigns/00000000-0000-0000-0000-000000000000/send").status_code
+            == 404
+        )
