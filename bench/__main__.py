@@ -1,4 +1,4 @@
-"""`python -m bench [gateway] [analyzer] [--quick]`: run benchmarks, print and record them.
+"""`python -m bench [gateway] [analyzer] [devices] [--quick]`: run and record benchmarks.
 
 Needs the local RabbitMQ, Postgres and Redis (`make bootstrap` starts them). Each benchmark
 writes bench/results/<name>.json; docs/benchmarks.md is rewritten from the latest results.
@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import analyzer, gateway, report, servers
+from bench import analyzer, devices, gateway, report, servers
 
-BENCHMARKS = ("gateway", "analyzer")
+BENCHMARKS = ("gateway", "analyzer", "devices")
 
 
 def run_one(name: str, mode: str, log_dir: Path) -> dict[str, Any]:
@@ -25,6 +25,9 @@ def run_one(name: str, mode: str, log_dir: Path) -> dict[str, Any]:
     if name == "gateway":
         plan_g = {"full": gateway.FULL, "quick": gateway.QUICK, "tiny": gateway.TINY}[mode]
         result = gateway.run(plan_g, log_dir)
+    elif name == "devices":
+        plan_d = {"full": devices.FULL, "quick": devices.QUICK, "tiny": devices.TINY}[mode]
+        result = devices.run(plan_d, log_dir)
     else:
         plan_a = {"full": analyzer.FULL, "quick": analyzer.QUICK, "tiny": analyzer.TINY}[mode]
         result = analyzer.run(plan_a, log_dir)

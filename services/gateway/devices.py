@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.gateway.device_import import Row, RowParser
 from services.gateway.errors import DeviceNotFound
 
-IMPORT_BATCH_ROWS = 20_000
+IMPORT_BATCH_ROWS = 10_000
 
 DEVICE_COLUMNS = (
     "token, platform, user_id, topics, active, deactivated_reason, "
@@ -129,15 +129,14 @@ class DeviceRepository:
                     # At most one batch in the database while the next one is parsed.
                     if flushing is not None:
                         inserted += await flushing
-                    flushing = asyncio.create_task(self._upsert(bytes(batch)))
-                    batch.clear()
-                    size = 0
+                    flushing = asyncio.create_task(self._upsert(batch))
+                    batch, size = bytearray(), 0
             batch += copy_text(parser.close())
             if flushing is not None:
                 inserted += await flushing
                 flushing = None
             if batch:
-                inserted += await self._upsert(bytes(batch))
+                inserted += await self._upsert(batch)
         finally:
             if flushing is not None and not flushing.done():
                 # The upload failed: let the batch in flight finish, then report the failure.
@@ -145,7 +144,7 @@ class DeviceRepository:
                     await flushing
         return inserted
 
-    async def _upsert(self, copy_data: bytes) -> int:
+    async def _upsert(self, copy_data: bytearray) -> int:
         async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             await cur.execute(CREATE_STAGE)
             async with cur.copy(COPY_STAGE) as copy:

@@ -59,7 +59,7 @@ class DatabaseUnavailable(GatewayError):
 
 
 class DeviceNotFound(GatewayError):
-    """No active device has this token."""
+    """No device has this token (to unregister: no active one)."""
 
     status_code = 404
     code = "device_not_found"

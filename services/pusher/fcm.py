@@ -1,8 +1,8 @@
-"""The FCM HTTP v1 client: firebase-admin builds and validates messages, httpx sends them.
+"""The FCM HTTP v1 client: firebase-admin builds and validates messages, a lean pool sends them.
 
-firebase-admin's own senders (`send_each` on a thread pool, `send_each_async`) reach a fraction
-of the rate a pooled httpx client does against the same server (docs/pusher-fcm.md has the
-numbers), so messages are encoded by firebase-admin and sent by one keep-alive pool here.
+firebase-admin's own senders (`send_each` on a thread pool, `send_each_async` on httpx) and a
+plain httpx pool reach a fraction of the rate of services.pusher.transport against the same
+server (docs/pusher-fcm.md has the numbers), so firebase-admin encodes and that pool sends.
 """
 
 import asyncio
@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import httpx
 from firebase_admin import credentials, messaging
 from google.auth.exceptions import GoogleAuthError
 
 from services.pusher.config import PusherSettings
 from services.pusher.errors import AccessTokenError, CredentialsError, InvalidMessage
 from services.pusher.metrics import FCM_REQUEST_DURATION, MESSAGES
+from services.pusher.transport import Http1Client, TransportFailure, TransportTimeout
 
 # https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode (INVALID_ARGUMENT): keys and
 # values count, 4096 bytes for a message to tokens, 2048 for one to a topic.
@@ -75,9 +75,6 @@ def payload_size(title: str, body: str, data: Mapping[str, str]) -> int:
 
 def build_message(push: Push) -> dict[str, Any]:
     """The FCM v1 JSON of one push, built and validated by firebase-admin's messaging.Message."""
-    size = payload_size(push.title, push.body, push.data)
-    if size > MAX_PAYLOAD_BYTES:
-        raise InvalidMessage(f"payload is {size} bytes, FCM allows {MAX_PAYLOAD_BYTES}")
     if push.priority not in APNS_PRIORITY:
         raise InvalidMessage(f"priority must be 'high' or 'normal', not {push.priority!r}")
     with warnings.catch_warnings():
@@ -91,7 +88,11 @@ def build_message(push: Push) -> dict[str, Any]:
             android=messaging.AndroidConfig(priority=push.priority),
             apns=messaging.APNSConfig(headers={"apns-priority": APNS_PRIORITY[push.priority]}),
         )
-    return encode_message(message)
+    encoded = encode_message(message)
+    size = payload_size(push.title, push.body, push.data)
+    if size > MAX_PAYLOAD_BYTES:
+        raise InvalidMessage(f"payload is {size} bytes, FCM allows {MAX_PAYLOAD_BYTES}")
+    return encoded
 
 
 def encode_message(message: messaging.Message) -> dict[str, Any]:
@@ -131,27 +132,18 @@ class _Bodies:
 
 
 class FcmClient:
-    """Sends pushes to FCM (or the sandbox) over one keep-alive HTTP/1.1 connection pool."""
+    """Sends pushes to FCM (or the sandbox) over keep-alive HTTP/1.1 connections."""
 
     def __init__(self, settings: PusherSettings) -> None:
-        self._settings = settings
         self._tokens = access_tokens(settings)
-        self._url = settings.fcm_base_url() + SEND_PATH.format(project=self._tokens.project)
+        self._path = SEND_PATH.format(project=self._tokens.project)
         self._concurrency = settings.push_http_concurrency
-        self._http: httpx.AsyncClient | None = None
+        self._base_url = settings.fcm_base_url()
+        self._timeout_s = settings.push_timeout_s
+        self._http: Http1Client | None = None
 
     async def __aenter__(self) -> "FcmClient":
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(self._settings.push_timeout_s),
-            limits=httpx.Limits(
-                max_connections=self._concurrency,
-                max_keepalive_connections=self._concurrency,
-                keepalive_expiry=30,
-            ),
-            # HTTP/1.1 on purpose: see docs/pusher-fcm.md (transport measurements).
-            http2=False,
-            trust_env=False,
-        )
+        self._http = Http1Client(self._base_url, self._concurrency, self._timeout_s)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -164,12 +156,14 @@ class FcmClient:
         http = self._http
         if http is None:
             raise RuntimeError("FcmClient is used outside `async with`")
-        results: list[SendResult | None] = [None] * len(pushes)
         if not pushes:
             return []
+        results: list[SendResult | None] = [None] * len(pushes)
         headers = {
-            "authorization": f"Bearer {await self._tokens.get()}",
-            "content-type": "application/json; charset=UTF-8",
+            "Authorization": f"Bearer {await self._tokens.get()}",
+            "Content-Type": "application/json; charset=UTF-8",
+            # The error format firebase-admin asks for: FcmError details with an errorCode.
+            "X-GOOG-API-FORMAT-VERSION": "2",
         }
         bodies = _Bodies()
         pending = iter(range(len(pushes)))
@@ -182,28 +176,25 @@ class FcmClient:
                 except InvalidMessage:
                     results[index] = _invalid(push.token)
                     continue
-                results[index] = await self._send_one(http, push.token, body, headers)
+                request = http.request_bytes(self._path, headers, body)
+                results[index] = await self._send_one(http, push.token, request)
 
         await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(pushes)))))
         done = [result for result in results if result is not None]
         _count(done)
         return done
 
-    async def _send_one(
-        self, http: httpx.AsyncClient, token: str, body: bytes, headers: dict[str, str]
-    ) -> SendResult:
+    async def _send_one(self, http: Http1Client, token: str, request: bytes) -> SendResult:
         started = time.perf_counter()
         try:
-            response = await http.post(self._url, content=body, headers=headers)
-        except httpx.TimeoutException:
+            response = await http.post(request)
+        except TransportTimeout:
             return transport_failure(token, "TIMEOUT")
-        except httpx.TransportError:
+        except TransportFailure:
             return transport_failure(token, "CONNECTION")
         finally:
             FCM_REQUEST_DURATION.observe(time.perf_counter() - started)
-        result = parse_response(
-            token, response.status_code, response.content, response.headers.get("retry-after")
-        )
+        result = parse_response(token, response.status, response.body, response.retry_after)
         if result.error_code == "UNAUTHENTICATED":
             self._tokens.invalidate()
         return result

@@ -28,9 +28,12 @@ def session_processes(session_id: int) -> list[psutil.Process]:
 
 
 def test_make_run_starts_everything_and_stops_on_ctrl_c(platform: None, tmp_path: Path) -> None:
-    gateway_port, metrics_port = free_port(), free_port()
+    gateway_port, sandbox_port = free_port(), free_port()
+    metrics = {name: free_port() for name in ("ANALYZER", "PUSHER_BULK", "PUSHER_URGENT")}
     env = environment.service_env(
-        OFFLOAD_GATEWAY_PORT=str(gateway_port), OFFLOAD_ANALYZER_METRICS_PORT=str(metrics_port)
+        OFFLOAD_GATEWAY_PORT=str(gateway_port),
+        OFFLOAD_SANDBOX_PORT=str(sandbox_port),
+        **{f"OFFLOAD_{name}_METRICS_PORT": str(port) for name, port in metrics.items()},
     )
     log = (tmp_path / "make-run.log").open("wb")
     make = subprocess.Popen(
@@ -45,18 +48,22 @@ def test_make_run_starts_everything_and_stops_on_ctrl_c(platform: None, tmp_path
 
         def up() -> bool:
             assert make.poll() is None, (tmp_path / "make-run.log").read_text()[-3000:]
+            urls = [
+                f"http://127.0.0.1:{gateway_port}/readyz",
+                f"http://127.0.0.1:{sandbox_port}/sandbox/stats",
+                *(f"http://127.0.0.1:{port}/metrics" for port in metrics.values()),
+            ]
             try:
-                gateway = httpx.get(f"http://127.0.0.1:{gateway_port}/readyz", timeout=1)
-                worker = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=1)
+                return all(httpx.get(url, timeout=1).status_code == 200 for url in urls)
             except httpx.HTTPError:
                 return False
-            return gateway.status_code == 200 and worker.status_code == 200
 
-        wait_until(up, 90, "make run to bring the gateway and analyzer up", step=0.5)
+        wait_until(up, 90, "make run to bring every process up", step=0.5)
         output = (tmp_path / "make-run.log").read_text()
         assert "Development API key: test-key" in output
         wait_until(lambda: "beat" in (tmp_path / "make-run.log").read_text(), 20, "beat")
-        assert len(session_processes(make.pid)) >= 4  # make, honcho, gateway, pool, beat
+        # make, honcho, gateway, sandbox, beat and three pools with their children
+        assert len(session_processes(make.pid)) >= 8
 
         started = time.monotonic()
         os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
