@@ -54,9 +54,7 @@ def clean(platform: None) -> None:
     purge_queues()
     redis.Redis.from_url(environment.REDIS_URL).flushdb()
     with psycopg.connect(environment.DATABASE_URL, autocommit=True) as conn:
-        conn.execute(
-            "TRUNCATE jobs, idempotency_keys, blog_scores, campaigns, devices CASCADE"
-        )
+        conn.execute("TRUNCATE jobs, idempotency_keys, blog_scores, campaigns, devices CASCADE")
 
 
 @pytest.fixture(scope="session")
