@@ -63,6 +63,7 @@ def _push(campaign: Campaign, token: str) -> Push:
         body=campaign.body,
         data={**campaign.data, "campaign_id": str(campaign.id)},
         priority="high" if campaign.priority == "high" else "normal",
+        collapse_id=str(campaign.id),
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from firebase_admin import credentials, messaging
 from google.auth.exceptions import GoogleAuthError
 
+from services.common.contracts.push import FCM_PAYLOAD_LIMIT, payload_size
 from services.pusher.config import PusherSettings
 from services.pusher.errors import AccessTokenError, CredentialsError, InvalidMessage
 from services.pusher.metrics import FCM_REQUEST_DURATION, MESSAGES
@@ -27,7 +28,7 @@ from services.pusher.transport import Http1Client, TransportFailure, TransportTi
 
 # https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode (INVALID_ARGUMENT): keys and
 # values count, 4096 bytes for a message to tokens, 2048 for one to a topic.
-MAX_PAYLOAD_BYTES = 4096
+MAX_PAYLOAD_BYTES = FCM_PAYLOAD_LIMIT
 MAX_TOPIC_PAYLOAD_BYTES = 2048
 APNS_PRIORITY = {"high": "10", "normal": "5"}
 SEND_PATH = "/v1/projects/{project}/messages:send"
@@ -51,6 +52,9 @@ class Push:
     body: str
     data: Mapping[str, str]  # includes "campaign_id"
     priority: Literal["high", "normal"]
+    # Same id on every message of a campaign: a resent duplicate replaces the notification
+    # on the device (Android notification tag, APNs collapse id) instead of showing twice.
+    collapse_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,6 @@ class SendResult:
     retry_after_s: float | None
 
 
-def payload_size(title: str, body: str, data: Mapping[str, str]) -> int:
-    """Bytes FCM counts against its 4 KB limit: notification and data keys and values."""
-    size = len(b"title") + len(title.encode()) + len(b"body") + len(body.encode())
-    return size + sum(len(key.encode()) + len(value.encode()) for key, value in data.items())
-
-
 def build_message(push: Push) -> dict[str, Any]:
     """The FCM v1 JSON of one push, built and validated by firebase-admin's messaging.Message."""
     if push.priority not in APNS_PRIORITY:
@@ -85,14 +83,27 @@ def build_message(push: Push) -> dict[str, Any]:
             token=push.token,
             notification=messaging.Notification(title=push.title, body=push.body),
             data=dict(push.data),
-            android=messaging.AndroidConfig(priority=push.priority),
-            apns=messaging.APNSConfig(headers={"apns-priority": APNS_PRIORITY[push.priority]}),
+            android=messaging.AndroidConfig(
+                priority=push.priority,
+                collapse_key=push.collapse_id,
+                notification=messaging.AndroidNotification(tag=push.collapse_id)
+                if push.collapse_id
+                else None,
+            ),
+            apns=messaging.APNSConfig(headers=_apns_headers(push)),
         )
     encoded = encode_message(message)
     size = payload_size(push.title, push.body, push.data)
     if size > MAX_PAYLOAD_BYTES:
         raise InvalidMessage(f"payload is {size} bytes, FCM allows {MAX_PAYLOAD_BYTES}")
     return encoded
+
+
+def _apns_headers(push: Push) -> dict[str, str]:
+    headers = {"apns-priority": APNS_PRIORITY[push.priority]}
+    if push.collapse_id:
+        headers["apns-collapse-id"] = push.collapse_id[:64]
+    return headers
 
 
 def encode_message(message: messaging.Message) -> dict[str, Any]:

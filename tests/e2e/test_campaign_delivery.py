@@ -125,6 +125,9 @@ def test_ten_thousand_devices_with_unregistered_and_flaky_tokens(
     message = sandbox.received("good-00042")["last_message"]
     assert message["data"] == {"kind": "promo", "campaign_id": campaign_id}
     assert message["notification"] == {"title": "Hello", "body": "A message"}
+    # A resend after a crash replaces the notification on the device instead of repeating it.
+    assert message["android"]["notification"]["tag"] == campaign_id
+    assert message["apns"]["headers"]["apns-collapse-id"] == campaign_id
 
 
 def test_a_campaign_targets_users_and_topics_only(push_stack: PushStack, clean: None) -> None:

@@ -23,7 +23,9 @@ class FcmSandbox:
         self.admin = httpx.Client(base_url=self.base_url, timeout=10)
 
     def start(self) -> Self:
-        """Start the process and wait until it answers."""
+        """Start the process and wait until it answers (once: `with FcmSandbox().start()` works)."""
+        if self._service is not None:
+            return self
         self._service = service = Service(
             f"fcm-sandbox-{self.port}",
             ["-m", "services.pusher.sandbox"],

@@ -142,6 +142,8 @@ def start_worker(
         [
             "-m",
             f"services.{service_name}",
+            "--queues",
+            queue,
             "--concurrency",
             str(concurrency),
             "--hostname",
