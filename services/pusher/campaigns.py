@@ -202,3 +202,9 @@ def deactivate(conn: Connection[Any], device_ids: list[int], reason: str) -> int
         (reason, device_ids),
     )
     return len(cur.fetchall())
+
+
+def count_processing(conn: Connection[Any]) -> int:
+    """How many campaigns are processing right now."""
+    row = conn.execute("SELECT count(*) FROM campaigns WHERE status = 'processing'").fetchone()
+    return int(row[0]) if row else 0

@@ -16,6 +16,7 @@ from services.common.worker.jobtask import JobTask, backoff_delay
 from services.common.worker.resources import resources
 from services.common.worker.signals import header
 from services.pusher import campaigns, delivery, fanout, runtime
+from services.pusher.metrics import BATCH_DURATION, CAMPAIGNS_ACTIVE
 from services.pusher.ratelimit import RateLimiter
 from services.pusher.worker import app, settings
 
@@ -65,6 +66,11 @@ def send_batch(self: PusherTask, **payload: Any) -> None:
 
 
 def _deliver(task: PusherTask, request: SendBatch) -> None:
+    with BATCH_DURATION.time():
+        _deliver_batch(task, request)
+
+
+def _deliver_batch(task: PusherTask, request: SendBatch) -> None:
     res = resources(settings)
     limiter = RateLimiter(res.redis, RATE_BUCKET, settings.push_rate_per_s)
     with res.pool.connection() as conn:
@@ -94,6 +100,7 @@ def _deliver(task: PusherTask, request: SendBatch) -> None:
                     raise task.retry(countdown=delay, max_retries=settings.push_max_retries)
                 delivery.give_up(conn, campaign, outcome.retry)
         campaigns.settle_batch(conn, campaign.id, request.batch_no, request.job_id)
+        CAMPAIGNS_ACTIVE.set(campaigns.count_processing(conn))
 
 
 @app.task(name=DISPATCH_DUE)

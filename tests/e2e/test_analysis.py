@@ -7,11 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import api
 from tests.e2e.conftest import Stack
 from tests.support.blogserver import BlogServer
+from tests.support.prometheus import metric
 
 pytestmark = pytest.mark.e2e
 
@@ -174,15 +174,6 @@ def test_request_ids_are_returned_and_reach_the_worker_logs(
     assert len(generated) == 32
     lines = [line for line in stack.analyzer.log().splitlines() if "trace-abc-123" in line]
     assert any(response.json()["job_id"] in line for line in lines), lines[-5:]
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus exposition (0 when absent)."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
 
 
 def test_metrics_aggregate_every_pool_process(stack: Stack, blogs: BlogServer, clean: None) -> None:

@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import api, purge_queues
 from tests.support.fcm_sandbox import FcmSandbox
-from tests.support.processes import Service, start_gateway, start_worker
+from tests.support.processes import Service, free_port, start_gateway, start_worker
+from tests.support.prometheus import metric
 
 pytestmark = pytest.mark.e2e
 
@@ -23,6 +24,7 @@ class PushStack:
     sandbox: FcmSandbox
     bulk: Service
     log_dir: Path
+    metrics_port: int = 0
 
     def worker_env(self) -> dict[str, str]:
         return {
@@ -41,13 +43,14 @@ def push_stack(platform: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
     try:
         gateway, base_url = start_gateway(log_dir)
         services.append(gateway)
-        stack = PushStack(base_url, sandbox, gateway, log_dir)
+        stack = PushStack(base_url, sandbox, gateway, log_dir, free_port())
         stack.bulk = start_worker(
             "pusher",
             "pusher.bulk",
             log_dir,
             concurrency=2,
             name="pusher-bulk",
+            OFFLOAD_METRICS_PORT=str(stack.metrics_port),
             **stack.worker_env(),
         )
         services.append(stack.bulk)
@@ -98,6 +101,8 @@ def test_ten_thousand_devices_with_unregistered_and_flaky_tokens(
     unregistered = [f"unreg-{i:03d}" for i in range(100)]
     sandbox.add_rule(prefix="unreg-", error="UNREGISTERED")
     sandbox.add_rule(prefix="flaky-", error="UNAVAILABLE", times=1)
+    metrics_url = f"http://127.0.0.1:{push_stack.metrics_port}/metrics"
+    before = httpx.get(metrics_url).text
     with api(push_stack.base_url) as client:
         import_devices(client, good + flaky + unregistered)
         campaign_id, job_id = send_campaign(client, data={"kind": "promo"})
@@ -121,6 +126,18 @@ def test_ten_thousand_devices_with_unregistered_and_flaky_tokens(
 
     record = sandbox.stats()["campaigns"][campaign_id]
     assert record == {"accepted": 9_900, "distinct": 9_900, "duplicates": 0}
+
+    after = httpx.get(metrics_url).text
+
+    def grew(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert grew("offload_pusher_messages_total", outcome="sent", code="") == 9_900
+    assert grew("offload_pusher_messages_total", outcome="failed", code="UNREGISTERED") == 100
+    assert grew("offload_pusher_messages_total", outcome="retried", code="UNAVAILABLE") == 200
+    assert grew("offload_pusher_devices_deactivated_total") == 100
+    assert grew("offload_pusher_batch_duration_seconds_count") >= 20
+    assert metric(after, "offload_pusher_campaigns_active") == 0
     assert sandbox.received("flaky-007")["count"] == 1  # retried once, delivered once
     message = sandbox.received("good-00042")["last_message"]
     assert message["data"] == {"kind": "promo", "campaign_id": campaign_id}

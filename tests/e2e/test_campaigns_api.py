@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import api, purge_queues
+from tests.support import environment
 from tests.support.processes import Service, start_gateway, start_worker
 
 pytestmark = pytest.mark.e2e
@@ -132,3 +133,30 @@ def test_unknown_campaigns_are_404(gateway_and_pusher: tuple[str, Service]) -> N
             client.post("/v1/campaigns/00000000-0000-0000-0000-000000000000/send").status_code
             == 404
         )
+
+
+def test_a_scheduled_campaign_is_started_by_beat_at_its_time(
+    gateway_and_pusher: tuple[str, Service], clean: None, tmp_path: Path
+) -> None:
+    urgent = start_worker("pusher", "pusher.urgent", tmp_path, concurrency=1, name="urgent")
+    beat = Service(
+        "beat",
+        ["-m", "services.common.beat", "--schedule", str(tmp_path / "beat-schedule")],
+        environment.service_env(),
+        tmp_path,
+    )
+    try:
+        soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+        with api(gateway_and_pusher[0]) as client:
+            campaign_id = client.post("/v1/campaigns", json=campaign(send_at=soon)).json()["id"]
+            sent = client.post(f"/v1/campaigns/{campaign_id}/send").json()
+            assert sent["status"] == "scheduled"
+            time.sleep(1.0)
+            assert client.get(f"/v1/campaigns/{campaign_id}/stats").json()["status"] == "scheduled"
+            stats = wait_status(client, campaign_id, "completed", timeout=30)
+            job = client.get(f"/v1/jobs/{sent['job_id']}").json()
+    finally:
+        beat.stop()
+        urgent.stop()
+    assert stats["started_at"] >= soon
+    assert job["status"] == "succeeded"
