@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import analyzer, devices, gateway, report, servers
+from bench import analyzer, devices, gateway, pusher, report, servers
 
-BENCHMARKS = ("gateway", "analyzer", "devices")
+BENCHMARKS = ("gateway", "analyzer", "devices", "pusher")
 
 
 def run_one(name: str, mode: str, log_dir: Path) -> dict[str, Any]:
@@ -28,6 +28,9 @@ def run_one(name: str, mode: str, log_dir: Path) -> dict[str, Any]:
     elif name == "devices":
         plan_d = {"full": devices.FULL, "quick": devices.QUICK, "tiny": devices.TINY}[mode]
         result = devices.run(plan_d, log_dir)
+    elif name == "pusher":
+        plan_p = {"full": pusher.FULL, "quick": pusher.QUICK, "tiny": pusher.TINY}[mode]
+        result = pusher.run(plan_p, log_dir)
     else:
         plan_a = {"full": analyzer.FULL, "quick": analyzer.QUICK, "tiny": analyzer.TINY}[mode]
         result = analyzer.run(plan_a, log_dir)

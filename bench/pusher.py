@@ -14,6 +14,7 @@ sandbox saw N distinct tokens for the campaign and no duplicate.
 """
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -449,7 +450,7 @@ def _steady_rate(series: list[tuple[float, int]], total: int) -> float | None:
     """msg/s between 20% and 80% of the campaign sent (interpolated from the stats samples)."""
 
     def when(target: float) -> float | None:
-        for (t0, s0), (t1, s1) in zip(series, series[1:], strict=False):
+        for (t0, s0), (t1, s1) in itertools.pairwise(series):
             if s0 <= target <= s1 and s1 > s0:
                 return t0 + (t1 - t0) * (target - s0) / (s1 - s0)
         return None
