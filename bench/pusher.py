@@ -52,6 +52,7 @@ PASSED_SETTINGS = (
     "OFFLOAD_PUSH_HTTP_CONCURRENCY",
     "OFFLOAD_PUSH_BATCH_SIZE",
     "OFFLOAD_PUSH_TIMEOUT_S",
+    "PGOPTIONS",  # libpq: e.g. "-c plan_cache_mode=force_custom_plan" for the pool's sessions
 )
 TITLE = "Weekend sale"
 BODY = "Everything in the app is 20% off until Sunday night. Tap to see what's new."
@@ -70,10 +71,14 @@ class Plan:
     rate_per_s: float = 1_000_000.0
     sample_interval_s: float = 0.5
     campaign_timeout_s: float = 420.0
+    # Give up on a campaign whose sent count has not moved for this long (and say so).
+    stall_s: float = 60.0
+    # ANALYZE the bulk-imported devices (what autovacuum does within a minute; it may be off).
+    analyze_after_import: bool = True
     settings: dict[str, str] = field(default_factory=dict)
 
 
-FULL = Plan(concurrency=(2, 3))
+FULL = Plan(concurrency=(2, 3, 4), campaign_timeout_s=360.0)
 QUICK = Plan(devices=100_000, sandbox_connections=(64,), sandbox_duration_s=3.0)
 TINY = Plan(
     devices=2_000,
@@ -82,6 +87,7 @@ TINY = Plan(
     sandbox_duration_s=0.5,
     sandbox_warmup_s=0.2,
     campaign_timeout_s=40.0,
+    stall_s=20.0,
 )
 
 
@@ -378,6 +384,19 @@ def _db_facts(campaign_id: str) -> dict[str, Any]:
     }
 
 
+def _setting(name: str) -> str:
+    with psycopg.connect(servers.DATABASE_URL) as conn:
+        row = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
+    return str(row[0]) if row else "unknown"
+
+
+def _job_row(job_id: str) -> str | None:
+    """The job's status in the table (None: no row; something removed it)."""
+    with psycopg.connect(servers.DATABASE_URL) as conn:
+        row = conn.execute("SELECT status FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    return str(row[0]) if row else None
+
+
 def _fanout_state(campaign_id: str) -> tuple[bool, int]:
     with psycopg.connect(servers.DATABASE_URL) as conn:
         row = conn.execute(
@@ -518,11 +537,17 @@ def campaign_run(
             fanout_s: float | None = None
             deadline = started + plan.campaign_timeout_s
             next_fanout_check = started
+            moved_at, stalled = started, False
             while True:
                 stats = client.get(f"/v1/campaigns/{campaign_id}/stats").json()
                 now = time.perf_counter()
+                if int(stats["sent"]) != series[-1][1]:
+                    moved_at = now
                 series.append((now - started, int(stats["sent"])))
                 if stats["status"] in ("completed", "cancelled", "failed"):
+                    break
+                if now - moved_at > plan.stall_s:
+                    stalled = True
                     break
                 if fanout_s is None and now >= next_fanout_check:
                     done, _ = _fanout_state(campaign_id)
@@ -533,9 +558,11 @@ def campaign_run(
                 time.sleep(0.2)
             elapsed = time.perf_counter() - started
             usage = sampler.stop()
-            job = client.get(f"/v1/jobs/{job_id}").json()
+            job_answer = client.get(f"/v1/jobs/{job_id}")
+            job = job_answer.json() if job_answer.status_code == 200 else {}
         sandbox_stats = sandbox.stats()
         facts = _db_facts(campaign_id)
+        facts["job_row"] = _job_row(job_id)
     finally:
         pool.stop()
     log_errors = sum(1 for line in pool.log().splitlines() if '"ERROR"' in line or "ERROR" in line)
@@ -565,6 +592,7 @@ def campaign_run(
         "devices": n,
         "campaign_id": campaign_id,
         "status": stats["status"],
+        "stalled": stalled,
         "elapsed_s": round(elapsed, 2),
         "msg_per_s": round(msg_per_s, 1),
         "steady_msg_per_s": round(steady, 1) if steady else None,
@@ -607,6 +635,12 @@ def run(plan: Plan, log_dir: Path) -> dict[str, Any]:
         limit = sandbox_max(sandbox, plan)
         gateway, base_url = start_gateway(log_dir, OFFLOAD_LOG_LEVEL="WARNING", **servers.urls())
         imported = import_devices(base_url, plan.devices)
+        imported["autovacuum"] = _setting("autovacuum")
+        if plan.analyze_after_import:
+            clock = time.perf_counter()
+            with psycopg.connect(servers.DATABASE_URL, autocommit=True) as conn:
+                conn.execute("ANALYZE devices")
+            imported["analyze_s"] = round(time.perf_counter() - clock, 2)
         for concurrency in plan.concurrency:
             _clean_campaigns(())
             runs.append(
@@ -653,6 +687,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("full", "quick", "tiny"), default="quick")
     parser.add_argument("--devices", type=int)
     parser.add_argument("--concurrency", help="comma-separated pool sizes")
+    parser.add_argument("--timeout", type=float, help="seconds a campaign may take")
+    parser.add_argument("--no-analyze", action="store_true", help="no ANALYZE after the import")
     parser.add_argument("--logs", type=Path, default=Path("/tmp/offload-bench-pusher"))
     parser.add_argument("--out", type=Path, help="write the JSON here too")
     args = parser.parse_args(argv)
@@ -661,6 +697,10 @@ def main(argv: list[str] | None = None) -> int:
         plan = replace(plan, devices=args.devices)
     if args.concurrency:
         plan = replace(plan, concurrency=tuple(int(c) for c in args.concurrency.split(",")))
+    if args.timeout:
+        plan = replace(plan, campaign_timeout_s=args.timeout)
+    if args.no_analyze:
+        plan = replace(plan, analyze_after_import=False)
     args.logs.mkdir(parents=True, exist_ok=True)
     result = run(plan, args.logs)
     text = json.dumps(result, indent=2, default=str)

@@ -12,6 +12,7 @@ KEEP_MARKER = "<!-- notes below are written by hand and kept when bench rewrites
 
 GATEWAY_TARGETS = {"jobs_per_s": 2000.0, "p99_ms_at_1000": 25.0, "vs_baseline": 3.0}
 ANALYZER_TARGET_BLOGS_PER_S = 20.0
+PUSHER_GROUPS = ("gateway", "pool", "sandbox", "rabbitmq", "postgres", "redis")
 
 
 def write_json(name: str, data: dict[str, Any], results: Path = RESULTS) -> Path:
@@ -224,12 +225,143 @@ def devices_verdict(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def pusher_table(data: dict[str, Any]) -> list[str]:
+    """One row per pool size: time, rates, ratios to the sandbox's limit, correctness."""
+    limit = data["sandbox_max"]["accepted_per_s"]
+    rows = [
+        [
+            "sandbox alone: load generator, closed loop",
+            f"{data['sandbox_max']['connections']} conns",
+            "-",
+            "-",
+            _fmt(limit, 0),
+            "-",
+            "1.00x",
+            "-",
+            "-",
+            "-",
+        ]
+    ]
+    for r in data["runs"]:
+        rows.append(
+            [
+                "gateway → pusher bulk pool → sandbox",
+                str(r["concurrency"]),
+                f"{r['devices']:,}",
+                _fmt(r["elapsed_s"], 1),
+                _fmt(r["msg_per_s"], 0),
+                _fmt(r["steady_msg_per_s"], 0),
+                _ratio(r["msg_per_s"], limit),
+                _ratio(r["steady_msg_per_s"], limit),
+                f"{r['usage']['machine_cpu_busy'] * 100:.0f}%",
+                "yes" if r["correct"] else "NO",
+            ]
+        )
+    return _table(
+        [
+            "run",
+            "pool concurrency",
+            "devices",
+            "seconds",
+            "msg/s",
+            "steady msg/s (20-80%)",
+            "vs sandbox max",
+            "steady vs sandbox max",
+            "machine CPU busy",
+            "stats = sent = succeeded = N, sandbox distinct = N, 0 duplicates",
+        ],
+        rows,
+    )
+
+
+def pusher_memory_table(data: dict[str, Any]) -> list[str]:
+    """Peak memory and CPU per message of every process group, per pool size."""
+    rows = []
+    for r in data["runs"]:
+        groups = r["usage"]["groups"]
+        for name in PUSHER_GROUPS:
+            g = groups.get(name)
+            if g is None:
+                continue
+            each = ", ".join(f"{k} {v:.0f}" for k, v in g["peak_rss_mib_by_process"].items())
+            rows.append(
+                [
+                    str(r["concurrency"]),
+                    name,
+                    _fmt(g["peak_mib"], 0),
+                    each,
+                    _fmt(r["cpu_us_per_msg"].get(name), 1),
+                ]
+            )
+    return _table(
+        [
+            "pool concurrency",
+            "process group",
+            "peak MiB (group)",
+            "peak RSS MiB per process",
+            "CPU µs per message",
+        ],
+        rows,
+    )
+
+
+def pusher_lines(data: dict[str, Any]) -> list[str]:
+    limit = data["sandbox_max"]
+    runs = ", ".join(
+        f"{r['connections']} conns {r['accepted_per_s']:,.0f}/s "
+        f"(sandbox CPU {r['sandbox_cpu_us_per_request']:.0f} µs/request)"
+        for r in limit["runs"]
+    )
+    imported = data["import"]
+    return [
+        f"Sandbox maximum accept rate in this run: {limit['accepted_per_s']:,.0f} msg/s ({runs}). "
+        f"Device import before the campaigns: {imported['devices']:,} rows in "
+        f"{imported['elapsed_s']:.1f} s.",
+        "",
+        *pusher_memory_table(data),
+    ]
+
+
+def pusher_verdict(data: dict[str, Any]) -> list[str]:
+    runs = [r for r in data["runs"] if r["correct"]]
+    if not runs:
+        return ["- no campaign completed correctly: MISSED"]
+    best = max(runs, key=lambda r: r["msg_per_s"])
+    t = data["targets"]
+    limit = data["sandbox_max"]["accepted_per_s"]
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    per_million = best["wall_s_per_million"]
+    scaled = "" if best["devices"] == 1_000_000 else f" (scaled from {best['devices']:,})"
+    share = best["msg_per_s"] / limit
+    return [
+        f"- best: pool concurrency {best['concurrency']}, {best['msg_per_s']:,.0f} msg/s",
+        f"- wall time per 1,000,000 devices: {per_million:,.1f} s{scaled}; target ≤ "
+        f"{t['wall_s_per_million']:.0f} s: {mark(per_million <= t['wall_s_per_million'])}",
+        f"- msg/s: {best['msg_per_s']:,.0f}; target ≥ {t['msg_per_s']:,.0f}: "
+        f"{mark(best['msg_per_s'] >= t['msg_per_s'])}",
+        f"- share of the sandbox's own maximum ({limit:,.0f}/s): {share * 100:.0f}% (steady "
+        f"{(best['steady_vs_sandbox_max'] or 0) * 100:.0f}%); target ≥ "
+        f"{t['sandbox_share'] * 100:.0f}%: {mark(share >= t['sandbox_share'])}",
+        *[
+            f"- pool concurrency {r['concurrency']}: campaign not correct or not completed "
+            f"(status {r['status']}, sent {r['stats']['sent']:,} of {r['devices']:,})"
+            for r in data["runs"]
+            if not r["correct"]
+        ],
+    ]
+
+
 def console(name: str, data: dict[str, Any]) -> str:
     """What `python -m bench` prints for one benchmark."""
     if name == "gateway":
         lines = [*gateway_table(data), "", *ceiling_lines(data), *gateway_verdict(data)]
     elif name == "devices":
         lines = [*devices_table(data), "", *devices_verdict(data)]
+    elif name == "pusher":
+        lines = [*pusher_table(data), "", *pusher_lines(data), "", *pusher_verdict(data)]
     else:
         lines = [*analyzer_table(data), "", *analyzer_verdict(data)]
     return "\n".join([f"== {name}", *lines, ""])
@@ -279,6 +411,27 @@ one chunked upload (nothing holds the file). Timed from the first byte to the su
 summary's counts and the row count of `devices` are checked. The first pass starts from an
 empty table (all inserts), the second sends the same tokens with new user ids (all updates).
 The gateway's RSS is sampled every 20 ms. Client, gateway and Postgres share the same cores.
+
+**Push campaign** (`python -m bench pusher`). In one run: the FCM sandbox
+(`python -m services.pusher.sandbox`, its own process) first takes closed-loop load from
+`bench/loadgen.py` (keep-alive connections posting FCM v1 `messages:send` bodies built by
+firebase-admin exactly as the pusher builds them, every token distinct) for its own maximum
+accept rate, and is then reset. N devices (1,000,000; FCM-shaped tokens) are imported through
+the gateway with the device benchmark's streaming upload. For each pool size a fresh bulk pool
+(`python -m services.pusher --queues pusher.bulk --concurrency C`, prefork, the global rate
+limit at 1,000,000/s so it never waits) delivers one campaign (`target: all`) created and sent
+through the gateway's API; the run is timed from the send request until
+`GET /v1/campaigns/{id}/stats` says completed (polled every 0.2 s; "steady" is the rate
+between 20% and 80% sent). Checked: stats total = sent = succeeded = N with no failure, the job
+succeeded, N `deliveries` rows, and the sandbox recorded N distinct tokens for the campaign
+with no duplicate and no rejection. Every 0.5 s the RSS and CPU time of each process are
+sampled: the gateway, the pool's main process and each child, the sandbox, and the shared
+RabbitMQ (`beam.smp`), Postgres (all server processes) and Redis. A group's peak counts each
+process's private memory plus the largest shared part once (forked children and Postgres
+shared buffers would otherwise count several times). RabbitMQ, Postgres and Redis serve
+whatever else runs on the machine too; "machine CPU busy" shows how much of both cores was in
+use. Between pool sizes the campaign tables are truncated and the sandbox reset; at the end
+the devices, campaigns and their jobs are removed.
 """
 
 
@@ -304,6 +457,7 @@ def render_docs(results: Path = RESULTS, docs: Path = DOCS) -> Path:
         ("gateway", "Gateway: confirmed jobs/s and latency", gateway_table, gateway_verdict),
         ("analyzer", "Analyzer: blogs/s with 100 ms per page", analyzer_table, analyzer_verdict),
         ("devices", "Device import: 1,000,000 tokens", devices_table, devices_verdict),
+        ("pusher", "Push campaign against the FCM sandbox", pusher_table, pusher_verdict),
     ):
         path = results / f"{name}.json"
         if not path.exists():
@@ -322,6 +476,8 @@ def render_docs(results: Path = RESULTS, docs: Path = DOCS) -> Path:
         ]
         if name == "gateway":
             lines += [*ceiling_lines(data["result"]), ""]
+        if name == "pusher":
+            lines += [*pusher_lines(data["result"]), ""]
         lines += ["Against the targets:", "", *verdict(data["result"]), ""]
     docs.parent.mkdir(parents=True, exist_ok=True)
     docs.write_text("\n".join(lines) + "\n" + KEEP_MARKER + (kept or "\n"))

@@ -54,7 +54,9 @@ def clean(platform: None) -> None:
     purge_queues()
     redis.Redis.from_url(environment.REDIS_URL).flushdb()
     with psycopg.connect(environment.DATABASE_URL, autocommit=True) as conn:
-        conn.execute("TRUNCATE jobs, idempotency_keys, blog_scores, campaigns, devices CASCADE")
+        conn.execute(
+            "TRUNCATE jobs, idempotency_keys, blog_scores, campaigns, devices, reports CASCADE"
+        )
 
 
 @pytest.fixture(scope="session")

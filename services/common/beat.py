@@ -23,6 +23,11 @@ SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 1.0,
         "options": {"queue": "pusher.urgent", "priority": 9, "expires": 5},
     },
+    "pdfgen-cleanup-expired-reports": {
+        "task": "pdfgen.cleanup_expired_reports",
+        "schedule": 300.0,
+        "options": {"queue": "pdfgen", "priority": 9, "expires": 290},
+    },
 }
 
 settings = ServiceSettings()

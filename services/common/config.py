@@ -1,11 +1,17 @@
 """Settings every Offload service shares; each service subclasses this with its own fields."""
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_API_KEY = "dev-key-change-me"
+
+
+def default_storage_url() -> str:
+    """`var/storage` under the working directory (the repository for `make run` and tests)."""
+    return (Path.cwd() / "var" / "storage").as_uri()
 
 
 class ServiceSettings(BaseSettings):
@@ -24,6 +30,11 @@ class ServiceSettings(BaseSettings):
     prometheus_multiproc_dir: str | None = Field(default=None, alias="PROMETHEUS_MULTIPROC_DIR")
     metrics_port: int = 0
     metrics_bind: str = "127.0.0.1"
+    # Uploads and reports: file:///abs/dir or s3://bucket/prefix. S3 credentials come from the
+    # standard AWS variables (AWS_ACCESS_KEY_ID, ...) or boto3's chain, never from here.
+    storage_url: str = Field(default_factory=default_storage_url)
+    s3_endpoint_url: str | None = None  # MinIO or another S3 API; None for AWS
+    s3_region: str = "us-east-1"
 
     @model_validator(mode="after")
     def _refuse_guest_broker_in_production(self) -> "ServiceSettings":

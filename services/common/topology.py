@@ -39,6 +39,7 @@ QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec("analyzer", "analyzer"),
     QueueSpec("pusher.bulk", "pusher"),
     QueueSpec("pusher.urgent", "pusher"),
+    QueueSpec("pdfgen", "pdfgen"),
 )
 
 

@@ -9,15 +9,23 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
 from services.common import logs
+from services.common.storage import storage_from_settings
 from services.gateway.broker import Publisher
 from services.gateway.campaigns import CampaignRepository
 from services.gateway.config import GatewaySettings
 from services.gateway.deps import Clients
 from services.gateway.devices import DeviceRepository
-from services.gateway.errors import GatewayError, handle_gateway_error
+from services.gateway.errors import (
+    GatewayError,
+    NoValidRows,
+    handle_gateway_error,
+    handle_no_valid_rows,
+)
 from services.gateway.jobs import JobRepository
 from services.gateway.middleware import RequestContextMiddleware
-from services.gateway.routes import analyses, campaigns, devices, health, jobs
+from services.gateway.reports import ReportRepository
+from services.gateway.routes import analyses, campaigns, devices, health, jobs, reports, uploads
+from services.gateway.uploads import UploadStore
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await publisher.start()
         redis_client: aioredis.Redis = aioredis.Redis.from_url(settings.redis_url)
         job_repo = JobRepository(pool)
+        storage = storage_from_settings(settings)
         app.state.clients = Clients(
             settings=settings,
             jobs=job_repo,
@@ -61,8 +70,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             redis=redis_client,
             devices=DeviceRepository(pool),
             campaigns=CampaignRepository(pool),
+            reports=ReportRepository(pool),
+            storage=storage,
+            uploads=UploadStore(storage, settings.upload_max_bytes),
         )
-        log.info("gateway ready on port %d", settings.gateway_port)
+        log.info("gateway ready on port %d, storage %r", settings.gateway_port, storage)
         try:
             yield
         finally:
@@ -76,11 +88,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware)
     app.add_exception_handler(GatewayError, handle_gateway_error)
+    app.add_exception_handler(NoValidRows, handle_no_valid_rows)
     app.include_router(health.router)
     app.include_router(analyses.router)
     app.include_router(jobs.router)
     app.include_router(devices.router)
     app.include_router(campaigns.router)
+    app.include_router(reports.router)
+    app.include_router(uploads.router)
     return app
 
 

@@ -21,6 +21,8 @@ class GatewaySettings(ServiceSettings):
     amqp_channels: int = Field(default=4, ge=1)
     # How long a running analysis answers for repeated submissions of the same blog.
     analysis_inflight_ttl_s: int = 15 * 60
+    # POST /v1/uploads answers 413 (and keeps nothing) past this many bytes.
+    upload_max_bytes: int = Field(default=2 * 1024**3, ge=1)
 
     @model_validator(mode="after")
     def _keys_required_outside_development(self) -> "GatewaySettings":

@@ -9,12 +9,15 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.common.storage import Storage
 from services.gateway.broker import Publisher
 from services.gateway.campaigns import CampaignRepository
 from services.gateway.config import GatewaySettings
 from services.gateway.devices import DeviceRepository
 from services.gateway.errors import Unauthorized
 from services.gateway.jobs import JobRepository
+from services.gateway.reports import ReportRepository
+from services.gateway.uploads import UploadStore
 
 
 @dataclass(frozen=True)
@@ -24,9 +27,12 @@ class Clients:
     settings: GatewaySettings
     jobs: JobRepository
     campaigns: CampaignRepository
+    reports: ReportRepository
     publisher: Publisher
     redis: "aioredis.Redis"
     devices: DeviceRepository
+    storage: Storage
+    uploads: UploadStore
 
 
 async def _clients(request: Request) -> Clients:

@@ -1,5 +1,7 @@
 """Gateway errors: one base, narrow subclasses carrying their HTTP status, one handler."""
 
+from typing import Any
+
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
@@ -66,7 +68,7 @@ class DeviceNotFound(GatewayError):
 
 
 class UnsupportedImportType(GatewayError):
-    """A device import was sent as something other than NDJSON or CSV."""
+    """A device import or data upload was sent as something other than NDJSON or CSV."""
 
     status_code = 415
     code = "unsupported_media_type"
@@ -101,3 +103,57 @@ class CampaignStateConflict(GatewayError):
 
     status_code = 409
     code = "campaign_state_conflict"
+
+
+class ReportNotFound(GatewayError):
+    """No report has this id."""
+
+    status_code = 404
+    code = "report_not_found"
+
+
+class ReportGone(GatewayError):
+    """The report has no file to download: not ready yet, failed, or expired."""
+
+    status_code = 404
+    code = "report_file_not_found"
+
+
+class InvalidReportSpec(GatewayError):
+    """The report spec does not fit its data (e.g. a column its upload never had)."""
+
+    status_code = 422
+    code = "invalid_report_spec"
+
+
+class UploadNotFound(GatewayError):
+    """No upload has this id."""
+
+    status_code = 404
+    code = "upload_not_found"
+
+
+class UploadTooLarge(GatewayError):
+    """The upload is larger than OFFLOAD_UPLOAD_MAX_BYTES; nothing of it was kept."""
+
+    status_code = 413
+    code = "upload_too_large"
+
+
+class NoValidRows(GatewayError):
+    """Not one line of the upload was a valid row; nothing was kept."""
+
+    status_code = 422
+    code = "no_valid_rows"
+
+    def __init__(self, message: str, rejected: int, errors: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.rejected = rejected
+        self.errors = errors
+
+
+async def handle_no_valid_rows(request: Request, exc: Exception) -> JSONResponse:
+    """Render NoValidRows like any GatewayError, with the rejected lines in the error."""
+    assert isinstance(exc, NoValidRows)
+    error = {"code": exc.code, "message": exc.message, "rejected": exc.rejected}
+    return JSONResponse({"error": error | {"errors": exc.errors}}, status_code=exc.status_code)

@@ -29,7 +29,7 @@ def session_processes(session_id: int) -> list[psutil.Process]:
 
 def test_make_run_starts_everything_and_stops_on_ctrl_c(platform: None, tmp_path: Path) -> None:
     gateway_port, sandbox_port = free_port(), free_port()
-    metrics = {name: free_port() for name in ("ANALYZER", "PUSHER_BULK", "PUSHER_URGENT")}
+    metrics = {name: free_port() for name in ("ANALYZER", "PUSHER_BULK", "PUSHER_URGENT", "PDFGEN")}
     env = environment.service_env(
         OFFLOAD_GATEWAY_PORT=str(gateway_port),
         OFFLOAD_SANDBOX_PORT=str(sandbox_port),

@@ -1,0 +1,30 @@
+"""Data upload bodies: what a finished upload and its index look like to clients."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class LineError(BaseModel):
+    line: int = Field(description="1-based line of the uploaded file (a CSV header is line 1)")
+    error: str
+
+
+class UploadView(BaseModel):
+    """A stored upload: its rows are ready for reports."""
+
+    upload_id: str
+    format: Literal["ndjson", "csv"]
+    rows: int = Field(description="Good rows stored, in upload order")
+    bytes: int = Field(description="Size of the uploaded file")
+    stored_bytes: int = Field(description="Size of the rows as stored (JSONL)")
+    rejected: int = Field(description="Lines that were not valid rows")
+    columns: list[str] = Field(description="Keys seen in the rows, in first-seen order")
+    created_at: datetime
+
+
+class UploadReceipt(UploadView):
+    """A finished upload, with the first 1,000 bad lines (`rejected` counts them all)."""
+
+    errors: list[LineError]

@@ -1,0 +1,15 @@
+"""Pdfgen settings (OFFLOAD_* environment variables)."""
+
+from pydantic import Field
+
+from services.common.config import ServiceSettings
+
+
+class PdfgenSettings(ServiceSettings):
+    """How reports are laid out, chunked, stored and expired."""
+
+    # Pages one chunk task renders: bounds every render process's memory whatever the size.
+    pdf_pages_per_chunk: int = Field(default=100, ge=1, le=5000)
+    pdf_report_ttl_s: int = Field(default=24 * 3600, ge=60)
+    task_soft_time_limit_s: int = 600
+    task_time_limit_s: int = 660

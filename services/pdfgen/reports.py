@@ -1,0 +1,123 @@
+"""Report state as the pdfgen workers see it: plan, chunk completion (the fan-in counter),
+merge and readiness; every transition guarded so redeliveries are harmless."""
+
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+
+def chunk_key(report_id: UUID, chunk_no: int) -> str:
+    return f"reports/{report_id}/chunks/{chunk_no:06d}.pdf"
+
+
+def chunks_prefix(report_id: UUID) -> str:
+    return f"reports/{report_id}/chunks/"
+
+
+def report_key(report_id: UUID) -> str:
+    return f"reports/{report_id}/report.pdf"
+
+
+def load(conn: Connection[Any], report_id: UUID) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM reports WHERE id = %s", (report_id,)).fetchone()
+
+
+def store_plan(
+    conn: Connection[Any], report_id: UUID, plan: dict[str, Any], pages: int, chunks: int
+) -> None:
+    """Record the plan and its chunks once (a redelivered plan task keeps the first)."""
+    with conn.transaction():
+        stored = conn.execute(
+            "UPDATE reports SET plan = %s, pages = %s, chunks_total = %s, status = 'rendering' "
+            "WHERE id = %s AND plan IS NULL RETURNING id",
+            (Jsonb(plan), pages, chunks, report_id),
+        ).fetchone()
+        if stored:
+            conn.execute(
+                "INSERT INTO report_chunks (report_id, chunk_no) "
+                "SELECT %s, generate_series(0, %s - 1) ON CONFLICT DO NOTHING",
+                (report_id, chunks),
+            )
+
+
+def pending_chunks(conn: Connection[Any], report_id: UUID) -> list[int]:
+    rows = conn.execute(
+        "SELECT chunk_no FROM report_chunks WHERE report_id = %s AND status = 'pending' "
+        "ORDER BY chunk_no",
+        (report_id,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def is_chunk_done(conn: Connection[Any], report_id: UUID, chunk_no: int) -> bool:
+    row = conn.execute(
+        "SELECT status FROM report_chunks WHERE report_id = %s AND chunk_no = %s",
+        (report_id, chunk_no),
+    ).fetchone()
+    return row is not None and row[0] == "done"
+
+
+def chunk_done(
+    conn: Connection[Any],
+    report_id: UUID,
+    chunk_no: int,
+    *,
+    pages: int,
+    size: int,
+    render_s: float,
+    peak_rss: int,
+) -> tuple[int, int]:
+    """Mark a chunk done (counted once); (chunks done, chunks total) afterwards."""
+    with conn.transaction():
+        flipped = conn.execute(
+            "UPDATE report_chunks SET status = 'done', pages = %s, bytes = %s, render_s = %s, "
+            "peak_rss_bytes = %s WHERE report_id = %s AND chunk_no = %s AND status = 'pending' "
+            "RETURNING chunk_no",
+            (pages, size, render_s, peak_rss, report_id, chunk_no),
+        ).fetchone()
+        if flipped:
+            conn.execute(
+                "UPDATE reports SET chunks_done = chunks_done + 1 WHERE id = %s", (report_id,)
+            )
+        row = conn.execute(
+            "SELECT chunks_done, chunks_total FROM reports WHERE id = %s", (report_id,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def start_merge(conn: Connection[Any], report_id: UUID) -> bool:
+    """Enter merging when every chunk is done (also true for a redelivered merge)."""
+    row = conn.execute(
+        "UPDATE reports SET status = 'merging' WHERE id = %s "
+        "AND status IN ('rendering', 'merging') AND chunks_done = chunks_total RETURNING id",
+        (report_id,),
+    ).fetchone()
+    return row is not None
+
+
+def mark_ready(
+    conn: Connection[Any], report_id: UUID, *, key: str, size: int, pages: int, ttl_s: int
+) -> bool:
+    row = conn.execute(
+        "UPDATE reports SET status = 'ready', file_key = %s, bytes = %s, pages = %s, "
+        "completed_at = now(), expires_at = now() + make_interval(secs => %s) "
+        "WHERE id = %s AND status = 'merging' RETURNING id",
+        (key, size, pages, ttl_s, report_id),
+    ).fetchone()
+    return row is not None
+
+
+def take_expired(conn: Connection[Any], limit: int = 100) -> list[dict[str, Any]]:
+    """Reports past their expiry, marked expired (their files are the caller's to delete)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "UPDATE reports SET status = 'expired' WHERE id IN ("
+            "SELECT id FROM reports WHERE status = 'ready' AND expires_at < now() LIMIT %s) "
+            "RETURNING id, upload_id, owns_upload",
+            (limit,),
+        ).fetchall()
