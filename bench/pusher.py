@@ -78,7 +78,7 @@ class Plan:
     settings: dict[str, str] = field(default_factory=dict)
 
 
-FULL = Plan(concurrency=(2, 3, 4), campaign_timeout_s=360.0)
+FULL = Plan(concurrency=(2, 3), campaign_timeout_s=360.0)
 QUICK = Plan(devices=100_000, sandbox_connections=(64,), sandbox_duration_s=3.0)
 TINY = Plan(
     devices=2_000,

@@ -120,6 +120,16 @@ class Layout:
         return self.page_height - self.margin
 
     @property
+    def title_baseline(self) -> float:
+        """Baseline of the report title, first line of the header band."""
+        return self.header_top - self.title_font_size
+
+    @property
+    def group_baseline(self) -> float:
+        """Baseline of the group line, second line of the header band."""
+        return self.title_baseline - self.group_font_size - 6
+
+    @property
     def table_top(self) -> float:
         """y of the top of the table header row."""
         return self.header_top - self.header_height - self.header_gap

@@ -90,14 +90,14 @@ class _PagePainter:
         left, right = layout.margin, layout.page_width - layout.margin
         c.setFillGray(0)
         c.setFont(layout.bold_font, layout.title_font_size)
-        c.drawString(left, layout.header_top - layout.title_font_size, self.title)
+        c.drawString(left, layout.title_baseline, self.title)
         c.setFont(layout.bold_font, layout.group_font_size)
         group = group_label(page)
         if group:
             group, _ = fit_text(
                 group, layout.usable_width, layout.bold_font, layout.group_font_size
             )
-            c.drawString(left, layout.header_top - 27, group)
+            c.drawString(left, layout.group_baseline, group)
         c.setStrokeGray(RULE_GRAY)
         c.setLineWidth(0.5)
         rule = layout.header_top - layout.header_height
@@ -185,6 +185,10 @@ def render_chunk(
     generated_at: datetime,
 ) -> int:
     """Write the chunk's pages as one PDF to `out`; returns the pages rendered."""
+    if plan.rows_per_page > layout.rows_per_page:
+        raise ValueError(
+            f"the plan puts {plan.rows_per_page} rows on a page of {layout.rows_per_page}"
+        )
     with _binary_streams():
         return _render(out, title, layout, plan, chunk, rows, generated_at)
 
