@@ -9,7 +9,7 @@ batch later and only those devices are sent again.
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from psycopg import Connection, sql
@@ -56,9 +56,10 @@ def undelivered(
     return [(row[0], row[1]) for row in rows]
 
 
-def _push(campaign: Campaign, token: str) -> Push:
+def _template(campaign: Campaign) -> Push:
+    """The campaign's push with an empty token, built once per batch."""
     return Push(
-        token=token,
+        token="",
         title=campaign.title,
         body=campaign.body,
         data={**campaign.data, "campaign_id": str(campaign.id)},
@@ -81,6 +82,7 @@ async def send_batch(
 ) -> BatchOutcome:
     """Send to `devices` in chunks under the global rate limit, recording final outcomes."""
     outcome = BatchOutcome()
+    template = _template(campaign)
     for start in range(0, len(devices), CHUNK):
         if _is_cancelled(conn, campaign):
             outcome.cancelled = True
@@ -89,7 +91,7 @@ async def send_batch(
         wait = limiter.reserve(len(chunk))
         if wait > 0:
             await asyncio.sleep(wait)
-        results = await fcm.send([_push(campaign, token) for _, token in chunk])
+        results = await fcm.send([replace(template, token=token) for _, token in chunk])
         final: list[tuple[int, bool, str | None]] = []
         to_deactivate: list[int] = []
         for (device_id, _), result in zip(chunk, results, strict=True):
@@ -104,11 +106,14 @@ async def send_batch(
                 outcome.failed += 1
                 if result.deactivate:
                     to_deactivate.append(device_id)
-        with conn.transaction():
+        if to_deactivate:
+            with conn.transaction():
+                campaigns.record_deliveries(conn, campaign.id, final)
+                deactivated = campaigns.deactivate(conn, to_deactivate, "fcm: unregistered")
+            outcome.deactivated += deactivated
+            DEVICES_DEACTIVATED.inc(deactivated)
+        else:  # one autocommit statement: no BEGIN/COMMIT round trips
             campaigns.record_deliveries(conn, campaign.id, final)
-            deactivated = campaigns.deactivate(conn, to_deactivate, "fcm: unregistered/invalid")
-        outcome.deactivated += deactivated
-        DEVICES_DEACTIVATED.inc(deactivated)
     return outcome
 
 

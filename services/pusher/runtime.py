@@ -6,6 +6,8 @@ import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import uvloop
+
 from services.pusher.config import PusherSettings
 from services.pusher.fcm import FcmClient
 
@@ -20,7 +22,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run `coro` on this process's event loop."""
     global _loop, _pid, _client
     if _loop is None or _pid != os.getpid():
-        _loop, _pid, _client = asyncio.new_event_loop(), os.getpid(), None
+        _loop, _pid, _client = uvloop.new_event_loop(), os.getpid(), None
     return _loop.run_until_complete(coro)
 
 
