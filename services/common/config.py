@@ -29,6 +29,9 @@ class ServiceSettings(BaseSettings):
     # Where prefork pools keep prometheus_client's per-process files.
     prometheus_multiproc_dir: str | None = Field(default=None, alias="PROMETHEUS_MULTIPROC_DIR")
     metrics_port: int = 0
+    # Celery's soft limit (the task can clean up) and hard limit (the child is killed).
+    task_soft_time_limit_s: int = 60
+    task_time_limit_s: int = 90
     metrics_bind: str = "127.0.0.1"
     # Uploads and reports: file:///abs/dir or s3://bucket/prefix. S3 credentials come from the
     # standard AWS variables (AWS_ACCESS_KEY_ID, ...) or boto3's chain, never from here.

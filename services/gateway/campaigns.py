@@ -14,6 +14,7 @@ from services.common.jobs import CANCEL_JOB
 from services.gateway.broker import Publisher
 from services.gateway.campaign_schemas import CampaignCreate
 from services.gateway.errors import CampaignNotFound, CampaignStateConflict
+from services.gateway.ids import parse_id
 from services.gateway.jobs import JobRepository
 
 COLUMNS = "id, status, title, body, data, priority, target, send_at, job_id, created_at"
@@ -75,7 +76,7 @@ class CampaignRepository:
         return row
 
     async def get(self, campaign_id: str) -> dict[str, Any]:
-        uid = _parse(campaign_id)
+        uid = parse_id(campaign_id, CampaignNotFound, "campaign")
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(f"SELECT {COLUMNS} FROM campaigns WHERE id = %s", (uid,))
             row = await cur.fetchone()
@@ -100,7 +101,7 @@ class CampaignRepository:
         request_id: str | None,
     ) -> tuple[UUID, str]:
         """Start (or schedule) a draft campaign as a job; (job id, new status)."""
-        uid, job_id = _parse(campaign_id), uuid4()
+        uid, job_id = parse_id(campaign_id, CampaignNotFound, "campaign"), uuid4()
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "UPDATE campaigns SET job_id = %s, status = CASE WHEN send_at > now() "
@@ -145,7 +146,7 @@ class CampaignRepository:
 
     async def cancel(self, campaign_id: str) -> dict[str, Any]:
         """Cancel a draft, scheduled or processing campaign; remaining batches are skipped."""
-        uid = _parse(campaign_id)
+        uid = parse_id(campaign_id, CampaignNotFound, "campaign")
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 "UPDATE campaigns SET status = 'cancelled', completed_at = now() "
@@ -162,7 +163,7 @@ class CampaignRepository:
         return row
 
     async def stats(self, campaign_id: str) -> dict[str, Any]:
-        uid = _parse(campaign_id)
+        uid = parse_id(campaign_id, CampaignNotFound, "campaign")
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 "SELECT status, total, sent, succeeded, failed, started_at, completed_at "
@@ -177,10 +178,3 @@ class CampaignRepository:
             )
             failures = {f["code"]: f["count"] for f in await cur.fetchall()}
         return stats_view(row, failures, datetime.now(UTC))
-
-
-def _parse(campaign_id: str) -> UUID:
-    try:
-        return UUID(campaign_id)
-    except ValueError:
-        raise CampaignNotFound(f"no campaign with id {campaign_id}") from None

@@ -28,6 +28,7 @@ from services.gateway.errors import (
     JobAlreadyFinished,
     JobNotFound,
 )
+from services.gateway.ids import parse_id
 
 CLAIM_IDEMPOTENCY_KEY = """
 INSERT INTO idempotency_keys (scope, key, request_hash, job_id) VALUES (%s, %s, %s, %s)
@@ -87,7 +88,7 @@ class JobRepository:
 
     async def get(self, job_id: str | UUID) -> dict[str, Any]:
         """The job row; JobNotFound for an id this system never issued."""
-        uid = _parse_id(job_id)
+        uid = parse_id(job_id, JobNotFound, "job")
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(SELECT_JOB, (uid,))
             row = await cur.fetchone()
@@ -198,7 +199,7 @@ class JobRepository:
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running job; JobAlreadyFinished if it had finished."""
-        uid = _parse_id(job_id)
+        uid = parse_id(job_id, JobNotFound, "job")
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(CANCEL_JOB, (uid,))
             row = await cur.fetchone()
@@ -206,15 +207,6 @@ class JobRepository:
             return row
         job = await self.get(uid)
         raise JobAlreadyFinished(f"job {job_id} already {job['status']}")
-
-
-def _parse_id(job_id: str | UUID) -> UUID:
-    if isinstance(job_id, UUID):
-        return job_id
-    try:
-        return UUID(job_id)
-    except ValueError:
-        raise JobNotFound(f"no job with id {job_id}") from None
 
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)

@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.common.contracts.reports import JOB_KIND, PLAN_REPORT, ReportSpec
 from services.gateway.broker import Publisher
 from services.gateway.errors import ReportGone, ReportNotFound
+from services.gateway.ids import parse_id
 from services.gateway.jobs import Idempotency, JobRepository
 
 VIEW = (
@@ -101,7 +102,7 @@ class ReportRepository:
             await conn.execute("DELETE FROM reports WHERE id = %s", (report_id,))
 
     async def get(self, report_id: str) -> dict[str, Any]:
-        uid = _parse(report_id)
+        uid = parse_id(report_id, ReportNotFound, "report")
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(VIEW, (uid,))
             row = await cur.fetchone()
@@ -116,10 +117,3 @@ class ReportRepository:
         if row["status"] != "ready" or expired or row["file_key"] is None:
             raise ReportGone(f"report {report_id} has no file ({row['status']})")
         return row["file_key"], int(row["bytes"])
-
-
-def _parse(report_id: str) -> UUID:
-    try:
-        return UUID(report_id)
-    except ValueError:
-        raise ReportNotFound(f"no report with id {report_id}") from None

@@ -72,3 +72,19 @@ def create_celery(
         enable_utc=True,
     )
     return app
+
+
+def worker_app(service: str, settings: ServiceSettings, *, tasks_module: str) -> Celery:
+    """A service's worker app: its queues, its settings, its time limits, its metrics port."""
+    from services.common.worker import signals
+
+    app = create_celery(
+        service,
+        settings,
+        include=(tasks_module,),
+        soft_time_limit_s=settings.task_soft_time_limit_s,
+        time_limit_s=settings.task_time_limit_s,
+    )
+    app.conf["offload_settings"] = settings
+    signals.serve_metrics(app, settings.metrics_port, settings.metrics_bind)
+    return app
