@@ -15,7 +15,8 @@ from pypdf import PdfReader
 from services.pdfgen.layout import Column, layout_for
 from services.pdfgen.planning import plan_report
 from tests.conftest import api, purge_queues
-from tests.support.processes import Service, start_gateway, start_worker
+from tests.support.processes import Service, free_port, start_gateway, start_worker
+from tests.support.prometheus import metric
 
 pytestmark = pytest.mark.e2e
 
@@ -32,6 +33,7 @@ class PdfStack:
     base_url: str
     pdfgen: Service
     storage: Path
+    metrics_url: str
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +43,21 @@ def pdf_stack(platform: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
     env = {"OFFLOAD_STORAGE_URL": f"file://{storage}", "OFFLOAD_PDF_PAGES_PER_CHUNK": "20"}
     purge_queues()
     gateway, base_url = start_gateway(log_dir, **env)
+    metrics_port = free_port()
     try:
-        pdfgen = start_worker("pdfgen", "pdfgen", log_dir, concurrency=2, **env)
+        pdfgen = start_worker(
+            "pdfgen",
+            "pdfgen",
+            log_dir,
+            concurrency=2,
+            OFFLOAD_METRICS_PORT=str(metrics_port),
+            **env,
+        )
     except BaseException:
         gateway.stop()
         raise
     try:
-        yield PdfStack(base_url, pdfgen, storage)
+        yield PdfStack(base_url, pdfgen, storage, f"http://127.0.0.1:{metrics_port}/metrics")
     finally:
         pdfgen.stop()
         gateway.stop()
@@ -92,6 +102,7 @@ def page_text(reader: PdfReader, number: int) -> str:
 
 def test_a_2500_row_report_reads_as_one_document(pdf_stack: PdfStack, clean: None) -> None:
     data = rows(2_500)
+    before = httpx.get(pdf_stack.metrics_url).text
     plan = plan_report(
         [(None, len(data))], layout_for([Column.from_dict(c) for c in COLUMNS]).rows_per_page, 20
     )
@@ -132,6 +143,20 @@ def test_a_2500_row_report_reads_as_one_document(pdf_stack: PdfStack, clean: Non
     ]
     chunks_left = list((pdf_stack.storage / "reports" / report_id).rglob("chunks/*"))
     assert chunks_left == []  # chunk files are deleted after the merge
+
+    # One task per child process: these counts come from children that have already exited.
+    after = httpx.get(pdf_stack.metrics_url).text
+
+    def grew(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert grew("offload_pdfgen_pages_rendered_total") == total
+    assert grew("offload_pdfgen_chunk_duration_seconds_count") == len(plan.chunks)
+    assert grew("offload_pdfgen_merge_duration_seconds_count") == 1
+    assert grew("offload_pdfgen_bytes_stored_total") == report["bytes"]
+    assert grew("offload_pdfgen_task_peak_rss_bytes_count", task="render_chunk") == len(plan.chunks)
+    peak_sum = grew("offload_pdfgen_task_peak_rss_bytes_sum", task="render_chunk")
+    assert 0 < peak_sum / len(plan.chunks) < 256 * 2**20  # every render task well under 256 MB
 
 
 def test_a_grouped_report_from_an_upload(pdf_stack: PdfStack, clean: None) -> None:
