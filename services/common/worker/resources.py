@@ -32,7 +32,10 @@ def resources(settings: ServiceSettings) -> Resources:
             min_size=1,
             max_size=4,
             open=True,
-            kwargs={"autocommit": True},
+            # Workers query ranges of big tables (a batch's deliveries, a chunk's rows). Generic
+            # plans of prepared statements ignore the range and scan everything so far, which
+            # made a 1M-device campaign's cost grow quadratically; custom plans stay per range.
+            kwargs={"autocommit": True, "options": "-c plan_cache_mode=force_custom_plan"},
             name="offload-worker",
         )
         client: redis.Redis = redis.Redis.from_url(settings.redis_url)
