@@ -79,6 +79,8 @@ class Plan:
     # The one-process baseline runs for every size up to this many pages.
     baseline_max_pages: int = LARGE_PAGES
     pool_loglevel: str = "WARNING"
+    # Extra Celery worker options for experiments, e.g. ("--max-tasks-per-child", "10").
+    pool_args: tuple[str, ...] = ()
     settings: dict[str, str] = field(default_factory=dict)
 
 
@@ -288,6 +290,7 @@ def start_pool(log_dir: Path, plan: Plan, env: dict[str, str]) -> Service:
             "--without-gossip",
             "--loglevel",
             plan.pool_loglevel,
+            *plan.pool_args,
         ],
         servers.service_env(OFFLOAD_LOG_LEVEL=plan.pool_loglevel, **env),
         log_dir,
@@ -722,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, nargs="*")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--pool-loglevel", default="WARNING")
+    parser.add_argument("--pool-arg", action="append", default=[], help="extra worker option")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--logs", type=Path, default=Path("/tmp/offload-bench-pdfgen"))
     args = parser.parse_args(argv)
@@ -730,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = replace(plan, pages=tuple(args.pages))
     if args.no_baseline:
         plan = replace(plan, baseline_max_pages=0)
-    plan = replace(plan, pool_loglevel=args.pool_loglevel)
+    plan = replace(plan, pool_loglevel=args.pool_loglevel, pool_args=tuple(args.pool_arg))
     args.logs.mkdir(parents=True, exist_ok=True)
     result = run(plan, args.logs)
     text = json.dumps(result, indent=2, default=str)
