@@ -493,8 +493,9 @@ def pipeline_run(
         deadline = started + plan.report_timeout_s
         report: dict[str, Any] = {}
         progress: list[tuple[float, int]] = []
+        poll_errors: list[str] = []
         while time.perf_counter() < deadline:
-            report = client.get(f"/v1/reports/{report_id}").json()
+            report = _poll(client, report_id, poll_errors)
             now = time.perf_counter() - started
             status = report["status"]
             sampler.status = status
@@ -531,6 +532,7 @@ def pipeline_run(
         if "ready" in timeline and "merging" in timeline
         else None,
         "chunks_total": report.get("chunks_total"),
+        "poll_errors": poll_errors[:10],
         "memory": memory,
         "db": {k: v for k, v in facts.items() if k != "created_at"},
         "pool_metrics": pool_metrics,
@@ -569,6 +571,32 @@ def pipeline_run(
     ]
     result["max_process_peak_mib"] = max(p for p in peaks if p is not None)
     return result
+
+
+def _poll(client: httpx.Client, report_id: str, errors: list[str]) -> dict[str, Any]:
+    """GET /v1/reports/{id}; if the gateway cannot answer (e.g. something else truncated the
+    shared bench `jobs` table), the report's row as the workers see it."""
+    response = client.get(f"/v1/reports/{report_id}")
+    if response.status_code == 200:
+        view: dict[str, Any] = response.json()
+        return view
+    errors.append(f"{response.status_code} {response.text[:200]}")
+    with psycopg.connect(servers.DATABASE_URL) as conn:
+        row = conn.execute(
+            "SELECT status, chunks_done, chunks_total, pages, bytes FROM reports WHERE id = %s",
+            (report_id,),
+        ).fetchone()
+    if row is None:
+        raise RuntimeError(f"report {report_id} is gone: {errors[-1]}")
+    status, done, total, pages, size = row
+    return {
+        "status": status,
+        "chunks_done": done,
+        "chunks_total": total,
+        "pages": pages,
+        "bytes": size,
+        "download_url": f"/v1/reports/{report_id}/file" if status == "ready" else None,
+    }
 
 
 def _columns() -> list[dict[str, Any]]:

@@ -11,5 +11,7 @@ class PdfgenSettings(ServiceSettings):
     # Pages one chunk task renders: bounds every render process's memory whatever the size.
     pdf_pages_per_chunk: int = Field(default=100, ge=1, le=5000)
     pdf_report_ttl_s: int = Field(default=24 * 3600, ge=60)
+    # A pool child above this resident size is replaced after its task (seed 003: 512 MB).
+    pdf_max_child_rss_mib: int = Field(default=200, ge=64)
     task_soft_time_limit_s: int = 600
     task_time_limit_s: int = 660

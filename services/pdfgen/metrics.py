@@ -16,7 +16,7 @@ MERGE_DURATION = Histogram(
 BYTES_STORED = Counter("offload_pdfgen_bytes_stored_total", "Bytes of finished reports stored")
 TASK_PEAK_RSS = Histogram(
     "offload_pdfgen_task_peak_rss_bytes",
-    "Peak resident memory of the process that ran a task (one task per process)",
+    "Peak resident memory while a task ran (the kernel high-water mark, reset per task)",
     ["task"],
     buckets=tuple(mib * 2**20 for mib in (32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)),
 )

@@ -1,7 +1,6 @@
 """Pdfgen tasks: plan a report, render one chunk of pages, merge, expire old reports."""
 
 import logging
-import resource
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -26,6 +25,7 @@ from services.common.worker.signals import header
 from services.pdfgen import reports
 from services.pdfgen.errors import PdfgenError
 from services.pdfgen.layout import Column, Layout, layout_for
+from services.pdfgen.memory import peak_bytes, reset_peak
 from services.pdfgen.merge import merge_chunks
 from services.pdfgen.metrics import (
     BYTES_STORED,
@@ -52,11 +52,6 @@ def _storage() -> Storage:
 
 def _layout(report: Mapping[str, Any]) -> Layout:
     return layout_for([Column.from_dict(column) for column in report["columns"]])
-
-
-def _peak_rss_bytes() -> int:
-    # ru_maxrss is in KiB on Linux; one task per child process makes it this task's peak.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def group_sizes(
@@ -131,6 +126,7 @@ def _render(task: PdfgenTask, request: RenderChunk, job: JobContext) -> None:
         if not reports.is_chunk_done(conn, request.report_id, request.chunk_no):
             plan = ReportPlan.from_dict(report["plan"])
             chunk = plan.chunks[request.chunk_no]
+            reset_peak()
             started = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="offload-chunk-") as tmp:
                 path = Path(tmp) / "chunk.pdf"
@@ -150,7 +146,7 @@ def _render(task: PdfgenTask, request: RenderChunk, job: JobContext) -> None:
                 size = path.stat().st_size
                 storage.put_file(reports.chunk_key(request.report_id, request.chunk_no), path)
             elapsed = time.perf_counter() - started
-            peak = _peak_rss_bytes()
+            peak = peak_bytes()
             CHUNK_DURATION.observe(elapsed)
             PAGES_RENDERED.inc(pages)
             TASK_PEAK_RSS.labels("render_chunk").observe(peak)
@@ -198,6 +194,7 @@ def _merge(request: MergeReport) -> dict[str, Any]:
         if not reports.start_merge(conn, request.report_id):
             raise PdfgenError(f"report {request.report_id} is not ready to merge")
         plan = ReportPlan.from_dict(report["plan"])
+        reset_peak()
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="offload-merge-") as tmp:
             paths = []
@@ -216,7 +213,7 @@ def _merge(request: MergeReport) -> dict[str, Any]:
             key = reports.report_key(request.report_id)
             storage.put_file(key, out)
         MERGE_DURATION.observe(time.perf_counter() - started)
-        TASK_PEAK_RSS.labels("merge_report").observe(_peak_rss_bytes())
+        TASK_PEAK_RSS.labels("merge_report").observe(peak_bytes())
         BYTES_STORED.inc(merged.bytes)
         reports.mark_ready(
             conn,

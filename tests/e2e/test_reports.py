@@ -144,7 +144,7 @@ def test_a_2500_row_report_reads_as_one_document(pdf_stack: PdfStack, clean: Non
     chunks_left = list((pdf_stack.storage / "reports" / report_id).rglob("chunks/*"))
     assert chunks_left == []  # chunk files are deleted after the merge
 
-    # One task per child process: these counts come from children that have already exited.
+    # Counted across pool children (recycled ones included: multiprocess mode).
     after = httpx.get(pdf_stack.metrics_url).text
 
     def grew(name: str, **labels: str) -> float:

@@ -65,7 +65,7 @@ def test_a_worker_killed_mid_report_still_gives_exactly_one_file(
                 "rendering to be under way",
                 step=0.05,
             )
-            # One task per child: between tasks the pool may have no child for a moment.
+            # A recycled child may be between replacement and start for a moment.
             wait_until(lambda: bool(worker.children()), 10, "a pool child", step=0.01)
             os.kill(worker.children()[0].pid, signal.SIGKILL)
             killed_at = client.get(f"/v1/reports/{report_id}").json()
