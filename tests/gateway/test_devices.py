@@ -428,7 +428,8 @@ def test_import_memory_stays_bounded(gateway: Gateway, base_url: str) -> None:
     assert response.json()["inserted"] == rows
     growth = peak - baseline
     print(f"file {size / 2**20:.1f} MiB, gateway RSS +{growth / 2**20:.1f} MiB")
-    assert growth < size / 5, f"RSS grew {growth / 2**20:.1f} MiB for a {size / 2**20:.1f} MiB file"
+    # Holding the body would cost at least its size; batches and allocator slack cost ~10 MiB.
+    assert growth < size / 3, f"RSS grew {growth / 2**20:.1f} MiB for a {size / 2**20:.1f} MiB file"
 
 
 def test_import_round_trips_backslashes_unicode_and_odd_topics(base_url: str) -> None:
