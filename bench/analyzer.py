@@ -145,17 +145,6 @@ def _wait(ids: list[str], timeout_s: float) -> list[dict[str, Any]]:
             time.sleep(0.02)
 
 
-def _pool_cpu_s(service: Service) -> float:
-    total = 0.0
-    for proc in [psutil.Process(service.pid), *service.children()]:
-        try:
-            times = proc.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
 def pipeline_run(
     server: BlogServer,
     base_url: str,
@@ -173,12 +162,12 @@ def pipeline_run(
         _wait(_submit(base_url, [server.url(n) for n in warm]), plan.timeout_s)
         servers.reset()
         server.reset_stats()
-        cpu0, busy0 = _pool_cpu_s(worker), psutil.cpu_times()
+        cpu0, busy0 = worker.cpu_seconds(), psutil.cpu_times()
         started = time.perf_counter()
         ids = _submit(base_url, [server.url(n) for n in names])
         rows = _wait(ids, plan.timeout_s)
         elapsed = time.perf_counter() - started
-        cpu, busy1 = _pool_cpu_s(worker) - cpu0, psutil.cpu_times()
+        cpu, busy1 = worker.cpu_seconds() - cpu0, psutil.cpu_times()
     finally:
         worker.stop()
     by_id = dict(zip(ids, names, strict=True))

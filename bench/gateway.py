@@ -121,17 +121,6 @@ def start_baseline(log_dir: Path, workers: int) -> tuple[Service, str]:
     return service, base
 
 
-def _tree_cpu_s(service: Service) -> float:
-    total = 0.0
-    for proc in [psutil.Process(service.pid), *service.children()]:
-        try:
-            times = proc.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
 def _busy_cpu_s() -> float:
     times = psutil.cpu_times()
     return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
@@ -147,7 +136,7 @@ def _measure(
     api_key: str | None,
 ) -> dict[str, Any]:
     servers.reset()
-    server_cpu0, busy0 = _tree_cpu_s(service), _busy_cpu_s()
+    server_cpu0, busy0 = service.cpu_seconds(), _busy_cpu_s()
     if mode == "open":
         result = loadgen(
             url,
@@ -165,7 +154,7 @@ def _measure(
             connections=plan.closed_connections,
             api_key=api_key,
         )
-    server_cpu, busy = _tree_cpu_s(service) - server_cpu0, _busy_cpu_s() - busy0
+    server_cpu, busy = service.cpu_seconds() - server_cpu0, _busy_cpu_s() - busy0
     accepted_total = result["accepted"] + result["warmup_accepted"]
     queued = servers.queue_depth()
     rows = servers.job_rows() if target == "gateway" else None

@@ -50,19 +50,8 @@ def service_env(**extra: str) -> dict[str, str]:
 
 
 def _ensure_vhost() -> None:
-    if "OFFLOAD_BENCH_AMQP_URL" in os.environ:
-        return
-    listed = subprocess.run(
-        ["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=True, timeout=60
-    )
-    if AMQP_VHOST in listed.stdout.split():
-        return
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", AMQP_VHOST], check=True, timeout=60)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", AMQP_VHOST, "guest", ".*", ".*", ".*"],
-        check=True,
-        timeout=60,
-    )
+    if "OFFLOAD_BENCH_AMQP_URL" not in os.environ:
+        environment.create_vhost(AMQP_VHOST)
 
 
 def prepare() -> None:

@@ -1,8 +1,6 @@
 """The device registry through a real gateway process and Postgres: register, unregister, import."""
 
 import json
-import threading
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +8,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import psutil
 import psycopg
 import pytest
 from typer.testing import CliRunner
@@ -18,7 +15,7 @@ from typer.testing import CliRunner
 from services.common.cli import cli
 from tests.conftest import api
 from tests.support import environment
-from tests.support.processes import Service, start_gateway
+from tests.support.processes import PeakRss, Service, start_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -403,30 +400,14 @@ def test_import_memory_stays_bounded(gateway: Gateway, base_url: str) -> None:
 
     rows = 200_000
     size = sum(len(chunk) for chunk in body(0, rows))
-    proc = psutil.Process(gateway.service.pid)  # one uvicorn worker: the process itself
     # Warm up with a few batches (code paths, pool connections, the batch buffers' high-water
     # mark), so that what the big import adds is what grows with the upload's size.
     import_body(base_url, body(10_000_000, 30_000), "application/x-ndjson").raise_for_status()
-    baseline = proc.memory_info().rss
-    peak = baseline
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, proc.memory_info().rss)
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with PeakRss(gateway.service.pid) as rss:  # one uvicorn worker: the process itself
         response = import_body(base_url, body(0, rows), "application/x-ndjson")
-    finally:
-        done.set()
-        sampler.join()
     assert response.status_code == 200, response.text
     assert response.json()["inserted"] == rows
-    growth = peak - baseline
+    growth = rss.growth
     print(f"file {size / 2**20:.1f} MiB, gateway RSS +{growth / 2**20:.1f} MiB")
     # Holding the body would cost at least its size; batches and allocator slack cost ~10 MiB.
     assert growth < size / 3, f"RSS grew {growth / 2**20:.1f} MiB for a {size / 2**20:.1f} MiB file"

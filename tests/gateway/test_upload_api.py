@@ -1,7 +1,6 @@
 """Data uploads through a real gateway process into local storage: rows, bad lines, limits."""
 
 import json
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -9,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 
 from services.common.storage import LocalStorage, ObjectNotFound, S3Storage
 from services.common.uploads import iter_rows, read_index
 from tests.conftest import api
-from tests.support.processes import Service, start_gateway
+from tests.support.processes import PeakRss, Service, start_gateway
 from tests.support.s3 import CREDENTIALS, start_s3
 
 pytestmark = pytest.mark.integration
@@ -229,30 +227,14 @@ def test_upload_memory_stays_bounded(gateway: Gateway) -> None:
 
     rows = 560_000  # ~100 MB
     size = sum(len(chunk) for chunk in body(rows))
-    proc = psutil.Process(gateway.service.pid)  # one uvicorn worker: the process itself
     upload(gateway.base_url, body(50_000)).raise_for_status()  # warm up
-    baseline = proc.memory_info().rss
-    peak = baseline
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, proc.memory_info().rss)
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
     started = time.perf_counter()
-    try:
+    with PeakRss(gateway.service.pid) as rss:  # one uvicorn worker: the process itself
         response = upload(gateway.base_url, body(rows))
-    finally:
-        elapsed = time.perf_counter() - started
-        done.set()
-        sampler.join()
+    elapsed = time.perf_counter() - started
     assert response.status_code == 201, response.text
     assert response.json()["rows"] == rows and response.json()["bytes"] == size
-    growth = peak - baseline
+    growth, baseline = rss.growth, rss.baseline
     print(
         f"\nupload {size / 1e6:.0f} MB, {rows:,} rows in {elapsed:.1f} s: "
         f"{size / 1e6 / elapsed:.1f} MB/s, {rows / elapsed:,.0f} rows/s; "

@@ -50,14 +50,19 @@ def ensure_vhost() -> None:
     """Create the test vhost on the local RabbitMQ if it is missing (needs rabbitmqctl)."""
     if not AMQP_URL.endswith(f"/{AMQP_VHOST}") or "OFFLOAD_TEST_AMQP_URL" in os.environ:
         return
+    create_vhost(AMQP_VHOST)
+
+
+def create_vhost(vhost: str) -> None:
+    """Add `vhost` for guest on the local RabbitMQ unless it exists (needs rabbitmqctl)."""
     listed = subprocess.run(
         ["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=True, timeout=60
     )
-    if AMQP_VHOST in listed.stdout.split():
+    if vhost in listed.stdout.split():
         return
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", AMQP_VHOST], check=True, timeout=60)
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, timeout=60)
     subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", AMQP_VHOST, "guest", ".*", ".*", ".*"],
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
         check=True,
         timeout=60,
     )

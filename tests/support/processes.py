@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,36 @@ from services.common.topology import pika_parameters
 from tests.support import environment
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+class PeakRss:
+    """Samples a process's resident size in a thread while the block runs; `.growth` after."""
+
+    def __init__(self, pid: int, interval_s: float = 0.02) -> None:
+        self._proc = psutil.Process(pid)
+        self._interval_s = interval_s
+        self.baseline = self.peak = self._proc.memory_info().rss
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(self._interval_s)
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.baseline
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def free_port() -> int:
@@ -63,6 +94,17 @@ class Service:
             return psutil.Process(self.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the process and its live children."""
+        total = 0.0
+        for proc in [psutil.Process(self.pid), *self.children()]:
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
