@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install services bootstrap run test lint bench clean
+.PHONY: install services tools bootstrap run test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -17,6 +17,10 @@ $(VENV)/.installed: pyproject.toml
 services:
 	deploy/local/ensure-services.sh
 
+# promtool, prometheus and docker-compose: the suite checks deploy/ and docker-compose.yml with them.
+tools:
+	deploy/local/ensure-tools.sh
+
 # Database created and migrated, topology declared: safe to repeat.
 bootstrap: install services
 	$(BIN)/offload db upgrade
@@ -27,7 +31,7 @@ run: bootstrap
 	@echo "Development API key: $$($(PY) -c 'from services.gateway.config import GatewaySettings as S; print(sorted(S().accepted_keys())[0])')"
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start -f Procfile
 
-test: install services
+test: install services tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

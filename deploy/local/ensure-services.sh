@@ -17,6 +17,12 @@ if ! rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1; then
   rabbitmq-diagnostics -q --timeout 60 wait --pid "$(pgrep -f 'beam.*rabbit' | head -n1)" \
     >/dev/null 2>&1 || sleep 10
 fi
+# The management API (definitions import, Flower, KEDA's http mode) and the Prometheus endpoint
+# (:15692) that the compose stack enables too; enabling is online and idempotent.
+for i in $(seq 1 30); do
+  rabbitmq-plugins -q enable rabbitmq_management rabbitmq_prometheus >/dev/null 2>&1 && break
+  sleep 1
+done
 for i in $(seq 1 60); do
   pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli ping >/dev/null 2>&1 \
     && rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1 && exit 0
