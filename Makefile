@@ -24,7 +24,7 @@ tools:
 # Database created and migrated, topology declared: safe to repeat.
 bootstrap: install services
 	$(BIN)/offload db upgrade
-	$(BIN)/offload topology declare
+	$(BIN)/offload topology declare --management-url "$${OFFLOAD_RABBITMQ_MANAGEMENT_URL:-http://guest:guest@127.0.0.1:15672}"
 
 run: bootstrap
 	@echo "Offload gateway on http://127.0.0.1:$${OFFLOAD_GATEWAY_PORT:-8000}  (docs at /docs)"

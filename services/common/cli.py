@@ -31,10 +31,23 @@ def db_upgrade() -> None:
 
 
 @topology_cli.command("declare")
-def topology_declare() -> None:
-    """Declare exchanges, queues and dead-letter queues (idempotent)."""
-    topology.declare(ServiceSettings().amqp_url)
+def topology_declare(
+    management_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OFFLOAD_RABBITMQ_MANAGEMENT_URL",
+            help="Management API (http://user:pass@host:15672) to set policies through too",
+        ),
+    ] = None,
+) -> None:
+    """Declare exchanges, queues and dead-letter queues (idempotent), and policies if asked."""
+    amqp_url = ServiceSettings().amqp_url
+    topology.declare(amqp_url)
     typer.echo(f"declared {len(topology.QUEUES)} queues and their dead-letter queues")
+    if management_url:
+        vhost = topology.pika_parameters(amqp_url).virtual_host
+        topology.apply_policies(management_url, vhost)
+        typer.echo(f"set {len(topology.POLICIES)} policies on vhost {vhost!r}")
 
 
 @topology_cli.command("export")

@@ -5,6 +5,7 @@ dead-letter queue through the `offload.dlx` exchange. Task messages are publishe
 `offload` direct exchange with the queue name as routing key.
 """
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
 TASK_EXCHANGE = "offload"
 DEAD_LETTER_EXCHANGE = "offload.dlx"
 MAX_PRIORITY = 10
+# The vhost of a deployed stack (compose, Kubernetes); local development and tests use others.
+DEPLOY_VHOST = "offload"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,30 @@ QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec("pusher.bulk", "pusher"),
     QueueSpec("pusher.urgent", "pusher"),
     QueueSpec("pdfgen", "pdfgen"),
+)
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A RabbitMQ policy: settings a broker applies to matching queues without redeclaring them."""
+
+    name: str
+    pattern: str
+    definition: dict[str, Any]
+    description: str
+    priority: int = 0
+
+
+POLICIES: tuple[PolicySpec, ...] = (
+    # A dead-letter queue can grow to millions of messages during an incident (a campaign whose
+    # every batch fails); lazy mode keeps them on disk instead of in the broker's memory. No
+    # length limit or TTL: a dead letter waits for an operator, it is never dropped.
+    PolicySpec(
+        name="offload-dead-letters",
+        pattern="^(" + "|".join(re.escape(q.name) for q in QUEUES) + r")\.dlq$",
+        definition={"queue-mode": "lazy"},
+        description="dead-letter queues keep their messages on disk",
+    ),
 )
 
 
@@ -84,8 +111,50 @@ def declare(amqp_url: str) -> None:
         connection.close()
 
 
-def definitions(vhost: str = "/") -> dict[str, Any]:
-    """The topology as a RabbitMQ definitions fragment (exchanges, queues, bindings)."""
+def apply_policies(management_url: str, vhost: str) -> None:
+    """Set POLICIES on `vhost` through the management HTTP API (AMQP cannot set policies).
+
+    A deployed broker gets them from definitions.json at boot; this gives a broker that was
+    declared from code (local development, tests) the same policies.
+    """
+    from urllib.parse import quote, urlsplit
+
+    import httpx
+
+    parts = urlsplit(management_url)
+    base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}"
+    auth = (parts.username or "guest", parts.password or "guest")
+    with httpx.Client(base_url=base, auth=auth, timeout=10) as client:
+        for policy in POLICIES:
+            response = client.put(
+                f"/api/policies/{quote(vhost, safe='')}/{quote(policy.name, safe='')}",
+                json={
+                    "pattern": policy.pattern,
+                    "apply-to": "queues",
+                    "priority": policy.priority,
+                    "definition": policy.definition,
+                },
+            )
+            response.raise_for_status()
+
+
+def definitions(vhost: str = DEPLOY_VHOST) -> dict[str, Any]:
+    """The topology as RabbitMQ definitions: vhost, policies, exchanges, queues, bindings.
+
+    Users are not part of it: a deployment adds its own from the environment
+    (deploy/rabbitmq/render-definitions.sh).
+    """
+    policies = [
+        {
+            "vhost": vhost,
+            "name": policy.name,
+            "pattern": policy.pattern,
+            "apply-to": "queues",
+            "priority": policy.priority,
+            "definition": policy.definition,
+        }
+        for policy in POLICIES
+    ]
     exchanges = [
         {
             "name": name,
@@ -133,4 +202,10 @@ def definitions(vhost: str = "/") -> dict[str, Any]:
                     "arguments": {},
                 }
             )
-    return {"exchanges": exchanges, "queues": queues, "bindings": bindings}
+    return {
+        "vhosts": [{"name": vhost}],
+        "policies": policies,
+        "exchanges": exchanges,
+        "queues": queues,
+        "bindings": bindings,
+    }
