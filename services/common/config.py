@@ -38,6 +38,11 @@ class ServiceSettings(BaseSettings):
     storage_url: str = Field(default_factory=default_storage_url)
     s3_endpoint_url: str | None = None  # MinIO or another S3 API; None for AWS
     s3_region: str = "us-east-1"
+    # A worker pool touches this file every heartbeat_interval_s while it consumes from the
+    # broker, beat while it publishes; `python -m services.common.healthcheck` reads its age.
+    # Unset: offload-worker.heartbeat or offload-beat.heartbeat in the temp directory.
+    heartbeat_file: str | None = None
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_guest_broker_in_production(self) -> "ServiceSettings":

@@ -5,6 +5,7 @@ from kombu import Exchange, Queue
 
 from services.common import topology
 from services.common.config import ServiceSettings
+from services.common.worker import heartbeat
 
 
 def kombu_queues(service: str | None) -> list[Queue]:
@@ -71,6 +72,7 @@ def create_celery(
         task_send_sent_event=False,
         enable_utc=True,
     )
+    heartbeat.configure(app, settings, beat=service is None)
     return app
 
 
