@@ -1,5 +1,9 @@
 """Report state as the pdfgen workers see it: plan, chunk completion (the fan-in counter),
-merge and readiness; every transition guarded so redeliveries are harmless."""
+merge and readiness; every transition guarded so redeliveries are harmless.
+
+Each step forward (planned, a chunk rendered, merge started) also sets progressed_at in the
+statement that records it, for the exporter's stall gauge; creation sets it by default.
+"""
 
 from typing import Any
 from uuid import UUID
@@ -32,8 +36,8 @@ def store_plan(
     """Record the plan and its chunks once (a redelivered plan task keeps the first)."""
     with conn.transaction():
         stored = conn.execute(
-            "UPDATE reports SET plan = %s, pages = %s, chunks_total = %s, status = 'rendering' "
-            "WHERE id = %s AND plan IS NULL RETURNING id",
+            "UPDATE reports SET plan = %s, pages = %s, chunks_total = %s, status = 'rendering', "
+            "progressed_at = now() WHERE id = %s AND plan IS NULL RETURNING id",
             (Jsonb(plan), pages, chunks, report_id),
         ).fetchone()
         if stored:
@@ -81,7 +85,9 @@ def chunk_done(
         ).fetchone()
         if flipped:
             conn.execute(
-                "UPDATE reports SET chunks_done = chunks_done + 1 WHERE id = %s", (report_id,)
+                "UPDATE reports SET chunks_done = chunks_done + 1, progressed_at = now() "
+                "WHERE id = %s",
+                (report_id,),
             )
         row = conn.execute(
             "SELECT chunks_done, chunks_total FROM reports WHERE id = %s", (report_id,)
@@ -93,7 +99,7 @@ def chunk_done(
 def start_merge(conn: Connection[Any], report_id: UUID) -> bool:
     """Enter merging when every chunk is done (also true for a redelivered merge)."""
     row = conn.execute(
-        "UPDATE reports SET status = 'merging' WHERE id = %s "
+        "UPDATE reports SET status = 'merging', progressed_at = now() WHERE id = %s "
         "AND status IN ('rendering', 'merging') AND chunks_done = chunks_total RETURNING id",
         (report_id,),
     ).fetchone()

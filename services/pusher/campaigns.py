@@ -4,6 +4,10 @@ Counters are only ever added by the transaction that flips a batch from pending 
 they are computed from the deliveries table, so a redelivered batch can neither double-count
 nor lose a delivery; the batch whose settlement makes batches_done reach batches_total (after
 fan-out finished) completes the campaign, exactly once, with a guarded update.
+
+Every step forward (claimed, fan-out started, a batch planned, a batch settled) also sets
+progressed_at in the statement that records it, for the exporter's stall gauge; a redelivery
+that changes nothing is not progress.
 """
 
 from dataclasses import dataclass
@@ -42,9 +46,9 @@ def load(conn: Connection[Any], campaign_id: UUID) -> Campaign | None:
 
 
 def claim_due(conn: Connection[Any], campaign_id: UUID) -> None:
-    """Move a scheduled campaign whose time has come to processing (the fan-out's first act)."""
+    """Move a scheduled campaign whose time has come to processing (dispatch, or its fan-out)."""
     conn.execute(
-        "UPDATE campaigns SET status = 'processing' "
+        "UPDATE campaigns SET status = 'processing', progressed_at = now() "
         "WHERE id = %s AND status = 'scheduled' AND send_at <= now()",
         (campaign_id,),
     )
@@ -52,7 +56,8 @@ def claim_due(conn: Connection[Any], campaign_id: UUID) -> None:
 
 def mark_started(conn: Connection[Any], campaign_id: UUID) -> None:
     conn.execute(
-        "UPDATE campaigns SET started_at = coalesce(started_at, now()) WHERE id = %s",
+        "UPDATE campaigns SET started_at = coalesce(started_at, now()), progressed_at = now() "
+        "WHERE id = %s",
         (campaign_id,),
     )
 
@@ -84,8 +89,8 @@ def record_batch(
         ).fetchone()
         if inserted:
             conn.execute(
-                "UPDATE campaigns SET total = total + %s, batches_total = batches_total + 1 "
-                "WHERE id = %s",
+                "UPDATE campaigns SET total = total + %s, batches_total = batches_total + 1, "
+                "progressed_at = now() WHERE id = %s",
                 (size, campaign_id),
             )
 
@@ -146,7 +151,8 @@ def settle_batch(conn: Connection[Any], campaign_id: UUID, batch_no: int, job_id
                 )
         conn.execute(
             "UPDATE campaigns SET sent = sent + %s, succeeded = succeeded + %s, "
-            "failed = failed + %s, batches_done = batches_done + 1 WHERE id = %s",
+            "failed = failed + %s, batches_done = batches_done + 1, progressed_at = now() "
+            "WHERE id = %s",
             (succeeded + failed, succeeded, failed, campaign_id),
         )
         progress = conn.execute(

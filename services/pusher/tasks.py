@@ -122,9 +122,6 @@ def dispatch_due_campaigns() -> int:
                 priority=message_priority(priority),
                 task_id=str(job_id),
             )
-            conn.execute(
-                "UPDATE campaigns SET status = 'processing' WHERE id = %s AND status = 'scheduled'",
-                (campaign_id,),
-            )
+            campaigns.claim_due(conn, campaign_id)
             started += 1
     return started

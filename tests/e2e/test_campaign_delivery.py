@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.conftest import api, purge_queues
+from tests.support import environment
 from tests.support.fcm_sandbox import FcmSandbox
 from tests.support.processes import Service, free_port, start_gateway, start_worker
 from tests.support.prometheus import metric
@@ -123,6 +125,19 @@ def test_ten_thousand_devices_with_unregistered_and_flaky_tokens(
     assert job["progress"] == {"done": 10_000, "total": 10_000}
     assert job["result"]["failures_by_code"] == {"UNREGISTERED": 100}
     assert not gone["active"] and kept["active"]
+    # Every settled batch was recorded as progress (what the exporter's stall gauge reads);
+    # concurrent settlements may commit a few ms out of order.
+    with psycopg.connect(environment.DATABASE_URL) as conn:
+        row = conn.execute(
+            "SELECT c.started_at, c.progressed_at, c.completed_at, max(b.settled_at) "
+            "FROM campaigns c JOIN campaign_batches b ON b.campaign_id = c.id "
+            "WHERE c.id = %s GROUP BY c.id",
+            (campaign_id,),
+        ).fetchone()
+    assert row is not None
+    started_at, progressed_at, completed_at, last_settled_at = row
+    assert started_at < progressed_at <= completed_at
+    assert abs((progressed_at - last_settled_at).total_seconds()) < 1
 
     record = sandbox.stats()["campaigns"][campaign_id]
     assert record == {"accepted": 9_900, "distinct": 9_900, "duplicates": 0}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.conftest import api, purge_queues
@@ -160,3 +161,8 @@ def test_a_scheduled_campaign_is_started_by_beat_at_its_time(
         urgent.stop()
     assert stats["started_at"] >= soon
     assert job["status"] == "succeeded"
+    with psycopg.connect(environment.DATABASE_URL) as conn:
+        row = conn.execute(
+            "SELECT progressed_at FROM campaigns WHERE id = %s", (campaign_id,)
+        ).fetchone()
+    assert row is not None and row[0] >= datetime.fromisoformat(soon)  # dispatched, then sent

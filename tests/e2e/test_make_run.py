@@ -1,4 +1,5 @@
-"""`make run` brings up the gateway, the worker pools and beat; Ctrl-C stops them all in 10 s."""
+"""`make run` brings up the gateway, the worker pools, beat and the exporter; Ctrl-C stops them
+all in 10 s."""
 
 import os
 import signal
@@ -12,6 +13,7 @@ import pytest
 
 from tests.support import environment
 from tests.support.processes import ROOT, free_port, wait_until
+from tests.support.prometheus import metric
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +31,10 @@ def session_processes(session_id: int) -> list[psutil.Process]:
 
 def test_make_run_starts_everything_and_stops_on_ctrl_c(platform: None, tmp_path: Path) -> None:
     gateway_port, sandbox_port = free_port(), free_port()
-    metrics = {name: free_port() for name in ("ANALYZER", "PUSHER_BULK", "PUSHER_URGENT", "PDFGEN")}
+    metrics = {
+        name: free_port()
+        for name in ("ANALYZER", "PUSHER_BULK", "PUSHER_URGENT", "PDFGEN", "EXPORTER")
+    }
     env = environment.service_env(
         OFFLOAD_GATEWAY_PORT=str(gateway_port),
         OFFLOAD_SANDBOX_PORT=str(sandbox_port),
@@ -62,8 +67,10 @@ def test_make_run_starts_everything_and_stops_on_ctrl_c(platform: None, tmp_path
         output = (tmp_path / "make-run.log").read_text()
         assert "Development API key: test-key" in output
         wait_until(lambda: "beat" in (tmp_path / "make-run.log").read_text(), 20, "beat")
-        # make, honcho, gateway, sandbox, beat and three pools with their children
-        assert len(session_processes(make.pid)) >= 8
+        exported = httpx.get(f"http://127.0.0.1:{metrics['EXPORTER']}/metrics", timeout=5).text
+        assert metric(exported, "offload_exporter_last_success_timestamp_seconds") > 0
+        # make, honcho, gateway, sandbox, beat, exporter and three pools with their children
+        assert len(session_processes(make.pid)) >= 9
 
         started = time.monotonic()
         os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in a terminal does

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from pypdf import PdfReader
 
 from services.pdfgen.layout import Column, layout_for
 from services.pdfgen.planning import plan_report
 from tests.conftest import api, purge_queues
+from tests.support import environment
 from tests.support.processes import Service, free_port, start_gateway, start_worker
 from tests.support.prometheus import metric
 
@@ -143,6 +145,13 @@ def test_a_2500_row_report_reads_as_one_document(pdf_stack: PdfStack, clean: Non
     ]
     chunks_left = list((pdf_stack.storage / "reports" / report_id).rglob("chunks/*"))
     assert chunks_left == []  # chunk files are deleted after the merge
+    with psycopg.connect(environment.DATABASE_URL) as conn:
+        row = conn.execute(
+            "SELECT created_at < progressed_at AND progressed_at <= completed_at "
+            "FROM reports WHERE id = %s",
+            (report_id,),
+        ).fetchone()
+    assert row == (True,)  # the workers' steps moved it on (the merge started last)
 
     # Counted across pool children (recycled ones included: multiprocess mode).
     after = httpx.get(pdf_stack.metrics_url).text
