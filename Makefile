@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install services tools bootstrap run test lint bench clean
+.PHONY: install services tools bootstrap run test lint bench lock clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ lint: install
 
 bench: bootstrap
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Re-pin the per-image lock files (requirements/*.txt) after a pyproject.toml change.
+lock: install
+	requirements/compile.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

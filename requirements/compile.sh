@@ -20,6 +20,6 @@ lock() {
 
 lock gateway --extra gateway
 lock analyzer --extra analyzer
-lock pusher --extra pusher requirements/pusher-sandbox.in
+lock pusher --extra pusher
 lock pdfgen --extra pdfgen
 lock platform --extra worker

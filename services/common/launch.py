@@ -21,9 +21,14 @@ def prepare_metrics_dir(settings: ServiceSettings, service: str) -> str:
         settings.prometheus_multiproc_dir
         or Path(tempfile.gettempdir()) / f"offload-metrics-{service}-{os.getpid()}"
     )
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    # Emptied rather than recreated: in a container it is often a mount point (an emptyDir with
+    # a read-only root filesystem), which cannot be removed.
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in directory.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     return str(directory)
 

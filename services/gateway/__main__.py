@@ -8,7 +8,9 @@ from services.gateway.config import GatewaySettings
 
 if __name__ == "__main__":
     settings = GatewaySettings()
-    if settings.gateway_workers > 1:
+    # Several workers share metrics through files; a configured directory (the image sets one)
+    # is emptied on every start so a restarted container does not add its predecessor's counts.
+    if settings.gateway_workers > 1 or settings.prometheus_multiproc_dir:
         prepare_metrics_dir(settings, "gateway")
     logs.configure("gateway", settings.log_level, settings.log_json)
     init_sentry(settings, "gateway")
