@@ -18,6 +18,23 @@ from services.gateway.ids import parse_id
 from services.gateway.jobs import JobRepository
 
 COLUMNS = "id, status, title, body, data, priority, target, send_at, job_id, created_at"
+# A campaign whose job failed for good or was cancelled through /v1/jobs shows that status: no
+# worker will move it on, whatever its own row last said.
+STATUS = (
+    "CASE WHEN c.status IN ('scheduled', 'processing') AND j.status IN ('failed', 'cancelled') "
+    "THEN j.status ELSE c.status END"
+)
+SELECT_CAMPAIGNS = (
+    f"SELECT c.id, {STATUS} AS status, c.title, c.body, c.data, c.priority, c.target, c.send_at, "
+    "c.job_id, c.created_at FROM campaigns c LEFT JOIN jobs j ON j.id = c.job_id"
+)
+
+
+def _stored_statuses(shown: str | None) -> list[str]:
+    """The row statuses a campaign shown as `shown` can have (so the status index is used)."""
+    if shown in ("failed", "cancelled"):
+        return [shown, "scheduled", "processing"]
+    return [shown] if shown else []
 
 
 def campaign_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +95,7 @@ class CampaignRepository:
     async def get(self, campaign_id: str) -> dict[str, Any]:
         uid = parse_id(campaign_id, CampaignNotFound, "campaign")
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(f"SELECT {COLUMNS} FROM campaigns WHERE id = %s", (uid,))
+            await cur.execute(f"{SELECT_CAMPAIGNS} WHERE c.id = %s", (uid,))
             row = await cur.fetchone()
         if row is None:
             raise CampaignNotFound(f"no campaign with id {campaign_id}")
@@ -87,9 +104,10 @@ class CampaignRepository:
     async def list(self, status: str | None, limit: int) -> list[dict[str, Any]]:
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
-                f"SELECT {COLUMNS} FROM campaigns WHERE (%(s)s::text IS NULL OR status = %(s)s) "
-                "ORDER BY created_at DESC LIMIT %(n)s",
-                {"s": status, "n": limit},
+                f"{SELECT_CAMPAIGNS} WHERE (%(s)s::text IS NULL "
+                f"OR (c.status = ANY(%(stored)s) AND {STATUS} = %(s)s)) "
+                "ORDER BY c.created_at DESC LIMIT %(n)s",
+                {"s": status, "stored": _stored_statuses(status), "n": limit},
             )
             return await cur.fetchall()
 
@@ -166,8 +184,9 @@ class CampaignRepository:
         uid = parse_id(campaign_id, CampaignNotFound, "campaign")
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
-                "SELECT status, total, sent, succeeded, failed, started_at, completed_at "
-                "FROM campaigns WHERE id = %s",
+                f"SELECT {STATUS} AS status, c.total, c.sent, c.succeeded, c.failed, "
+                "c.started_at, c.completed_at "
+                "FROM campaigns c LEFT JOIN jobs j ON j.id = c.job_id WHERE c.id = %s",
                 (uid,),
             )
             row = await cur.fetchone()

@@ -123,6 +123,33 @@ def test_scheduled_campaigns_wait_in_postgres_and_can_be_cancelled(
     assert job["status"] == "cancelled"
 
 
+def test_a_campaign_shows_its_job_cancelled_or_failed_for_good(
+    gateway_and_pusher: tuple[str, Service], clean: None
+) -> None:
+    """No worker moves a campaign on once its job ended badly; the API must not say otherwise."""
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    with api(gateway_and_pusher[0]) as client:
+        ids = [
+            client.post("/v1/campaigns", json=campaign(send_at=later)).json()["id"] for _ in "ab"
+        ]
+        jobs = [client.post(f"/v1/campaigns/{i}/send").json()["job_id"] for i in ids]
+        # One cancelled through the generic jobs API, one failed for good (as a dead letter does).
+        assert client.delete(f"/v1/jobs/{jobs[0]}").status_code == 200
+        with psycopg.connect(environment.DATABASE_URL, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE jobs SET status = 'failed', error_code = 'retries_exhausted' WHERE id = %s",
+                (jobs[1],),
+            )
+        shown = [client.get(f"/v1/campaigns/{i}").json()["status"] for i in ids]
+        stats = [client.get(f"/v1/campaigns/{i}/stats").json()["status"] for i in ids]
+        listed = {
+            wanted: [c["id"] for c in client.get("/v1/campaigns", params={"status": wanted}).json()]
+            for wanted in ("scheduled", "cancelled", "failed")
+        }
+    assert shown == stats == ["cancelled", "failed"]
+    assert listed == {"scheduled": [], "cancelled": [ids[0]], "failed": [ids[1]]}
+
+
 def test_unknown_campaigns_are_404(gateway_and_pusher: tuple[str, Service]) -> None:
     with api(gateway_and_pusher[0]) as client:
         for path in (
