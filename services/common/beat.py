@@ -23,10 +23,12 @@ SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 1.0,
         "options": {"queue": "pusher.urgent", "priority": 9, "expires": 5},
     },
+    # Hourly: reports live a day, a download after expiry is already refused (404), and a pool
+    # scaled to zero (deploy/k8s) is woken once an hour for it rather than every few minutes.
     "pdfgen-cleanup-expired-reports": {
         "task": "pdfgen.cleanup_expired_reports",
-        "schedule": 300.0,
-        "options": {"queue": "pdfgen", "priority": 9, "expires": 290},
+        "schedule": 3600.0,
+        "options": {"queue": "pdfgen", "priority": 9, "expires": 3500},
     },
 }
 

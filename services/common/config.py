@@ -38,6 +38,9 @@ class ServiceSettings(BaseSettings):
     storage_url: str = Field(default_factory=default_storage_url)
     s3_endpoint_url: str | None = None  # MinIO or another S3 API; None for AWS
     s3_region: str = "us-east-1"
+    # Where clients reach the same S3 API, when not at s3_endpoint_url (download links are
+    # signed for this address); None: links use s3_endpoint_url.
+    s3_public_endpoint_url: str | None = None
     # A worker pool touches this file every heartbeat_interval_s while it consumes from the
     # broker, beat while it publishes; `python -m services.common.healthcheck` reads its age.
     # Unset: offload-worker.heartbeat or offload-beat.heartbeat in the temp directory.

@@ -383,11 +383,20 @@ class S3Storage:
     """Objects in an S3 bucket, under an optional key prefix."""
 
     def __init__(
-        self, client: Any, bucket: str, prefix: str = "", part_size: int = PART_SIZE
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str = "",
+        part_size: int = PART_SIZE,
+        *,
+        link_client: Any = None,
     ) -> None:
+        """`link_client` signs download links when clients reach S3 at another address than
+        the services do (MinIO inside compose as http://minio:9000, published elsewhere)."""
         if part_size < 5 * 1024 * 1024:
             raise ValueError("S3 parts must be at least 5 MiB")
         self.client = client
+        self.link_client = link_client or client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.part_size = part_size
@@ -489,7 +498,7 @@ class S3Storage:
         if filename is not None:
             safe = filename.replace('"', "").replace("\\", "")
             params["ResponseContentDisposition"] = f'attachment; filename="{safe}"'
-        url: str = self.client.generate_presigned_url(
+        url: str = self.link_client.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=expires_s
         )
         return url
@@ -520,5 +529,10 @@ def storage_from_settings(settings: ServiceSettings) -> Storage:
         if not parts.netloc:
             raise ValueError("OFFLOAD_STORAGE_URL s3:// needs a bucket: s3://bucket/prefix")
         client = s3_client(settings.s3_endpoint_url, settings.s3_region)
-        return S3Storage(client, parts.netloc, unquote(parts.path))
+        link_client = (
+            s3_client(settings.s3_public_endpoint_url, settings.s3_region)
+            if settings.s3_public_endpoint_url
+            else None
+        )
+        return S3Storage(client, parts.netloc, unquote(parts.path), link_client=link_client)
     raise ValueError(f"OFFLOAD_STORAGE_URL must be file:// or s3://, not {url!r}")

@@ -16,6 +16,7 @@ from services.common.storage import (
     Storage,
     storage_from_settings,
 )
+from tests.support.s3 import S3Server
 
 
 def test_bytes_and_files_round_trip(storage: Storage, tmp_path: Path) -> None:
@@ -155,6 +156,26 @@ def test_presigned_urls(storage: Storage) -> None:
     assert response.status_code == 200 and response.content == b"%PDF-1.7 ..."
     assert response.headers["content-disposition"] == 'attachment; filename="report r1.pdf"'
     assert "X-Amz-Expires=60" in url and "X-Amz-Signature=" in url  # moto does not check them
+
+
+def test_download_links_are_signed_for_the_public_endpoint(s3_server: S3Server) -> None:
+    """Services reach S3 at one address (http://minio:9000 in compose), clients at another."""
+    port = s3_server.endpoint_url.rsplit(":", 1)[1]
+    internal, public = f"http://127.0.0.1:{port}", f"http://localhost:{port}"
+    storage = storage_from_settings(
+        ServiceSettings(
+            storage_url="s3://offload-links/reports",
+            s3_endpoint_url=internal,
+            s3_public_endpoint_url=public,
+        )
+    )
+    assert isinstance(storage, S3Storage)
+    storage.client.create_bucket(Bucket="offload-links")
+    storage.put_bytes("r2/report.pdf", b"%PDF-1.7 public")
+    url = storage.presigned_url("r2/report.pdf", 60)
+    assert url is not None and url.startswith(f"{public}/offload-links/reports/r2/report.pdf?")
+    assert storage.client.meta.endpoint_url == internal  # everything else stays internal
+    assert httpx.get(url).content == b"%PDF-1.7 public"
 
 
 def test_storage_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

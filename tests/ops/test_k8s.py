@@ -33,8 +33,13 @@ from tests.support.keda import SCHEMAS
 K8S_VERSION = "1.33.0"
 DOCUMENTS = k8s_documents()
 MANIFESTS = sorted(path.name for path in K8S.glob("*.yaml") if path.name != "kustomization.yaml")
-# Deliberate differences from compose: Kubernetes scales the gateway by pods, not processes.
-DIFFERENT_VALUES = {("gateway", "OFFLOAD_GATEWAY_WORKERS")}
+# Deliberate differences from compose: Kubernetes scales the gateway by pods, not processes, and
+# clients reach S3 at the cluster's public address, not the Docker host's loopback.
+DIFFERENT_VALUES = {
+    ("gateway", "OFFLOAD_GATEWAY_WORKERS"),
+    ("gateway", "OFFLOAD_S3_PUBLIC_ENDPOINT_URL"),
+    ("pdfgen", "OFFLOAD_S3_PUBLIC_ENDPOINT_URL"),
+}
 UID = 10001
 
 
