@@ -53,9 +53,11 @@ def build(
         "replaced_task_nesting": 0,
         "stamped_headers": None,
         "stamps": {},
-        # Ours: carried into the worker's log context and queue-wait metric.
+        # Ours: carried into the worker's log context and queue-wait metric. The time travels
+        # as text: aio-pika's encoder (pamqp) writes a Python float as a 32-bit AMQP float,
+        # which rounds today's Unix time to a multiple of 128 s.
         "offload_request_id": request_id,
-        "offload_published_at": published_at if published_at is not None else time.time(),
+        "offload_published_at": repr(published_at if published_at is not None else time.time()),
     }
     embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
     body = json.dumps([[], kwargs, embed], separators=(",", ":")).encode()

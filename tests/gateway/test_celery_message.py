@@ -27,6 +27,18 @@ def test_message_matches_celery_protocol_v2() -> None:
     assert set(embed) == set(reference.body[2])
     assert message.headers["root_id"] == "job-1"
     assert message.headers["offload_request_id"] == "req-1"
-    assert message.headers["offload_published_at"] == 123.0
+    assert message.headers["offload_published_at"] == "123.0"
     assert message.correlation_id == "job-1"
     assert message.priority == 9
+
+
+def test_the_publish_time_survives_amqp_header_encoding() -> None:
+    """aio-pika encodes headers with pamqp, which narrows Python floats to 32 bits."""
+    from pamqp import decode, encode
+
+    published_at = 1795325856.0712
+    message = celery_message.build(
+        "t", "id-1", {}, priority=5, request_id=None, published_at=published_at
+    )
+    _, headers = decode.field_table(encode.field_table(message.headers))
+    assert float(headers["offload_published_at"]) == published_at
