@@ -1,6 +1,7 @@
 """Real gateway and worker processes for end-to-end tests, stopped by PID when done."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -52,10 +53,27 @@ class PeakRss:
         self._thread.join()
 
 
+# Below Linux's ephemeral range (32768-60999): a port handed out from that range can be taken as
+# the source port of any outgoing connection before the server that was meant to bind it does.
+_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, outside the ephemeral range, not handed out before
+    by this process."""
+    for _ in range(1000):
+        port = random.choice(_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def wait_until(

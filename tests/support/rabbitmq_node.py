@@ -7,7 +7,6 @@ which only ever addresses this node) when the test ends.
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,13 +17,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.processes import free_port
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy/rabbitmq"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,13 @@ def serve_metrics(app: Celery, port: int, bind: str) -> None:
 
     @signals.worker_init.connect(weak=False)
     def _start(sender: Any = None, **_: Any) -> None:
-        if port:
+        if not port:
+            return
+        try:
             start_http_server(port, addr=bind, registry=metrics.registry())
-            log.info("worker metrics on port %d", port)
+        except OSError as exc:
+            # Celery logs and swallows a signal handler's exception; a pool that runs on without
+            # its metrics (or while another process answers on its port) must not start at all.
+            log.critical("cannot serve metrics on %s:%d: %s", bind, port, exc)
+            raise SystemExit(f"cannot serve metrics on {bind}:{port}: {exc}") from exc
+        log.info("worker metrics on port %d", port)
