@@ -21,6 +21,7 @@ from services.gateway.errors import (
     handle_gateway_error,
     handle_no_valid_rows,
 )
+from services.gateway.janitor import Janitor
 from services.gateway.jobs import JobRepository
 from services.gateway.middleware import RequestContextMiddleware
 from services.gateway.reports import ReportRepository
@@ -74,10 +75,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             storage=storage,
             uploads=UploadStore(storage, settings.upload_max_bytes),
         )
+        janitor = Janitor(
+            job_repo,
+            ttl_s=settings.idempotency_ttl_s,
+            interval_s=settings.idempotency_purge_interval_s,
+        )
+        janitor.start()
         log.info("gateway ready on port %d, storage %r", settings.gateway_port, storage)
         try:
             yield
         finally:
+            await janitor.close()
             await publisher.close()
             await job_repo.close()
             await redis_client.aclose()

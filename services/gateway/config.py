@@ -16,7 +16,9 @@ class GatewaySettings(ServiceSettings):
     # A publish not confirmed within this time answers 503 (well inside the 2 s promise).
     publish_timeout_s: float = 1.5
     retry_after_s: int = 5
-    idempotency_ttl_s: int = 24 * 3600
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=1)
+    # How often each gateway process deletes idempotency keys past their TTL.
+    idempotency_purge_interval_s: float = Field(default=600, gt=0)
     db_pool_max: int = Field(default=16, ge=1)
     amqp_channels: int = Field(default=4, ge=1)
     # How long a running analysis answers for repeated submissions of the same blog.

@@ -38,6 +38,16 @@ WHERE idempotency_keys.created_at < now() - make_interval(secs => %s)
 RETURNING job_id
 """
 
+# Oldest first, a batch at a time; SKIP LOCKED lets every gateway process sweep at once without
+# waiting on each other or on a request that is re-claiming an expired key.
+PURGE_EXPIRED_KEYS = """
+DELETE FROM idempotency_keys WHERE (scope, key) IN (
+    SELECT scope, key FROM idempotency_keys
+    WHERE created_at < now() - make_interval(secs => %s)
+    ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED
+)
+"""
+
 FIND_IDEMPOTENT_JOB = """
 SELECT request_hash, job_id FROM idempotency_keys
 WHERE scope = %s AND key = %s AND created_at >= now() - make_interval(secs => %s)
@@ -108,6 +118,16 @@ class JobRepository:
                 "this Idempotency-Key was already used with a different request body"
             )
         return await self.get(found[1])
+
+    async def purge_expired_keys(self, ttl_s: int, batch: int = 5000) -> int:
+        """Delete idempotency keys older than `ttl_s`, `batch` rows per statement; how many."""
+        purged = 0
+        while True:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(PURGE_EXPIRED_KEYS, (ttl_s, batch))
+            purged += cur.rowcount
+            if cur.rowcount < batch:
+                return purged
 
     async def submit(
         self,
