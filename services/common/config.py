@@ -41,6 +41,9 @@ class ServiceSettings(BaseSettings):
     # Where clients reach the same S3 API, when not at s3_endpoint_url (download links are
     # signed for this address); None: links use s3_endpoint_url.
     s3_public_endpoint_url: str | None = None
+    # Uploads (POST /v1/uploads) can be used for new reports this long; pdfgen deletes them
+    # after it (services/common/uploads.py).
+    upload_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     # A worker pool touches this file every heartbeat_interval_s while it consumes from the
     # broker, beat while it publishes; `python -m services.common.healthcheck` reads its age.
     # Unset: offload-worker.heartbeat or offload-beat.heartbeat in the temp directory.

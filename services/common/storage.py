@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Protocol, Self
@@ -94,6 +96,15 @@ class ObjectWriter:
             self.abort()
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as a listing shows it."""
+
+    key: str
+    size: int
+    modified: datetime
+
+
 class Storage(Protocol):
     """What uploads and reports need from object storage."""
 
@@ -125,6 +136,10 @@ class Storage(Protocol):
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object whose key starts with prefix; how many there were."""
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object whose key starts with prefix, in key order (a streamed write shows
+        only once it completes on S3, and as a hidden `.part` file locally)."""
 
     def presigned_url(self, key: str, expires_s: int, *, filename: str | None = None) -> str | None:
         """A URL anyone can GET the object from until it expires; None if the backend has none."""
@@ -251,9 +266,13 @@ class LocalStorage:
         path.unlink(missing_ok=True)
         self._prune(path.parent)
 
-    def delete_prefix(self, prefix: str) -> int:
+    def _base(self, prefix: str) -> tuple[Path, str]:
+        """The folder a prefix lies in and the start its entries there must have."""
         folder, _, start = check_prefix(prefix).rpartition("/")
-        base = self.root / folder if folder else self.root
+        return (self.root / folder if folder else self.root), start
+
+    def delete_prefix(self, prefix: str) -> int:
+        base, start = self._base(prefix)
         if not base.is_dir():
             return 0
         deleted = 0
@@ -268,6 +287,26 @@ class LocalStorage:
                 deleted += 1
         self._prune(base)
         return deleted
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        base, start = self._base(prefix)
+        if not base.is_dir():
+            return
+        found: list[Path] = []
+        for entry in os.scandir(base):
+            if not entry.name.startswith(start):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                for parent, _, files in os.walk(entry.path):
+                    found.extend(Path(parent) / name for name in files)
+            elif entry.is_file(follow_symlinks=False):
+                found.append(Path(entry.path))
+        for key, path in sorted((p.relative_to(self.root).as_posix(), p) for p in found):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # deleted or renamed since the scan
+                continue
+            yield StoredObject(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
     def presigned_url(self, key: str, expires_s: int, *, filename: str | None = None) -> str | None:
         check_key(key)
@@ -473,13 +512,16 @@ class S3Storage:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
-    def delete_prefix(self, prefix: str) -> int:
+    def _pages(self, prefix: str) -> Iterator[dict[str, Any]]:
+        """list_objects_v2 pages of every object under prefix."""
         full = self._key(prefix[:-1] if prefix.endswith("/") else prefix)
         full += "/" if prefix.endswith("/") else ""
+        paginator = self.client.get_paginator("list_objects_v2")
+        yield from paginator.paginate(Bucket=self.bucket, Prefix=full)
+
+    def delete_prefix(self, prefix: str) -> int:
         deleted = 0
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=full
-        )
+        pages = self._pages(prefix)
         for page in pages:
             keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             if not keys:
@@ -492,6 +534,12 @@ class S3Storage:
                 raise StorageError(f"could not delete {first.get('Key')}: {first.get('Message')}")
             deleted += len(keys)
         return deleted
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        skip = len(self.prefix) + 1 if self.prefix else 0
+        for page in self._pages(prefix):
+            for item in page.get("Contents", []):
+                yield StoredObject(item["Key"][skip:], item["Size"], item["LastModified"])
 
     def presigned_url(self, key: str, expires_s: int, *, filename: str | None = None) -> str | None:
         params = {"Bucket": self.bucket, "Key": self._key(key)}

@@ -6,12 +6,17 @@ Layout: `uploads/<upload_id>/rows.jsonl` holds the good rows, one JSON object pe
 upload exists once its index does. Row numbers are 0-based positions among the good rows;
 `offsets[i]` is the byte offset of row `i * offsets_every` in rows.jsonl, so reading rows
 r0..r1 of millions is one ranged read starting within 1,000 rows of r0.
+
+Uploads expire `OFFLOAD_UPLOAD_TTL_S` after they were made: the gateway then answers as if
+they did not exist, and pdfgen's periodic cleanup deletes them (and abandoned partial ones)
+a grace period later, unless a report still being built reads them.
 """
 
+import itertools
 import json
 import uuid
-from collections.abc import Generator, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -23,6 +28,10 @@ ROWS_PER_OFFSET = 1000
 
 class UploadNotFound(ObjectNotFound):
     """No upload has this id (or it is not a valid upload id)."""
+
+
+class UploadExpired(UploadNotFound):
+    """The upload is older than its time to live."""
 
 
 class UploadIndex(BaseModel):
@@ -38,6 +47,25 @@ class UploadIndex(BaseModel):
     offsets_every: int = ROWS_PER_OFFSET
     offsets: list[int] = Field(description="Byte offset of rows 0, offsets_every, 2 * ...")
     created_at: datetime
+
+    def expires_at(self, ttl_s: int) -> datetime:
+        """When this upload stops being usable for new reports."""
+        return self.created_at + timedelta(seconds=ttl_s)
+
+
+def check_live(index: UploadIndex, ttl_s: int, now: datetime | None = None) -> UploadIndex:
+    """The index if the upload has not expired; UploadExpired otherwise."""
+    if index.expires_at(ttl_s) <= (now or datetime.now(UTC)):
+        raise UploadExpired(f"upload {index.upload_id} expired; upload the data again")
+    return index
+
+
+def stale_uploads(storage: Storage, cutoff: datetime) -> Iterator[str]:
+    """Ids of the uploads none of whose objects changed since `cutoff`, complete or not."""
+    objects = (o for o in storage.list_objects("uploads/") if o.key.count("/") >= 2)
+    for upload_id, group in itertools.groupby(objects, key=lambda o: o.key.split("/")[1]):
+        if max(o.modified for o in group) < cutoff:
+            yield upload_id
 
 
 def new_upload_id() -> str:

@@ -73,7 +73,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             campaigns=CampaignRepository(pool),
             reports=ReportRepository(pool),
             storage=storage,
-            uploads=UploadStore(storage, settings.upload_max_bytes),
+            uploads=UploadStore(storage, settings.upload_max_bytes, settings.upload_ttl_s),
         )
         janitor = Janitor(
             job_repo,

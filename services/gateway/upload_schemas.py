@@ -22,6 +22,9 @@ class UploadView(BaseModel):
     rejected: int = Field(description="Lines that were not valid rows")
     columns: list[str] = Field(description="Keys seen in the rows, in first-seen order")
     created_at: datetime
+    expires_at: datetime = Field(
+        description="After this the upload is gone (OFFLOAD_UPLOAD_TTL_S after created_at)"
+    )
 
 
 class UploadReceipt(UploadView):

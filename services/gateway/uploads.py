@@ -94,9 +94,10 @@ class UploadParser(LineParser[bytes]):
 class UploadStore:
     """Uploads as the gateway writes and reads them."""
 
-    def __init__(self, storage: Storage, max_bytes: int) -> None:
+    def __init__(self, storage: Storage, max_bytes: int, ttl_s: int) -> None:
         self.storage = storage
         self.max_bytes = max_bytes
+        self.ttl_s = ttl_s
 
     async def receive(
         self, chunks: AsyncIterator[bytes], fmt: Format
@@ -147,11 +148,18 @@ class UploadStore:
         self.storage.delete_prefix(uploads.upload_prefix(upload_id))
 
     async def get(self, upload_id: str) -> UploadIndex:
-        """The upload's index; UploadNotFound (404) if there is none."""
+        """The upload's index; UploadNotFound (404) if there is none or it expired."""
         try:
-            return await asyncio.to_thread(uploads.read_index, self.storage, upload_id)
+            index = await asyncio.to_thread(uploads.read_index, self.storage, upload_id)
+            return uploads.check_live(index, self.ttl_s)
+        except uploads.UploadExpired as exc:
+            raise UploadNotFound(str(exc)) from None
         except uploads.UploadNotFound:
             raise UploadNotFound("no upload with this id") from None
+
+    def view(self, index: UploadIndex) -> dict[str, Any]:
+        """What clients see of an upload: its index and when it expires."""
+        return index.model_dump() | {"expires_at": index.expires_at(self.ttl_s)}
 
 
 async def store_rows(storage: Storage, rows: Iterable[dict[str, Any]]) -> str:

@@ -118,6 +118,16 @@ def mark_ready(
     return row is not None
 
 
+def upload_in_use(conn: Connection[Any], upload_id: str) -> bool:
+    """Whether a report not finished yet reads this upload (its id as 32 hex digits)."""
+    row = conn.execute(
+        "SELECT 1 FROM reports WHERE status IN ('queued', 'rendering', 'merging') "
+        "AND replace(lower(upload_id), '-', '') = %s LIMIT 1",
+        (upload_id,),
+    ).fetchone()
+    return row is not None
+
+
 def take_expired(conn: Connection[Any], limit: int = 100) -> list[dict[str, Any]]:
     """Reports past their expiry, marked expired (their files are the caller's to delete)."""
     with conn.cursor(row_factory=dict_row) as cur:

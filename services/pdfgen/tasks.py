@@ -22,7 +22,7 @@ from services.common.uploads import iter_rows, read_index
 from services.common.worker.jobtask import JobContext, JobTask
 from services.common.worker.resources import resources
 from services.common.worker.signals import header
-from services.pdfgen import reports
+from services.pdfgen import reports, retention
 from services.pdfgen.errors import PdfgenError
 from services.pdfgen.layout import Column, Layout, layout_for
 from services.pdfgen.memory import peak_bytes, reset_peak
@@ -234,15 +234,11 @@ def _result(report: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @app.task(name=CLEANUP_EXPIRED)
-def cleanup_expired_reports() -> int:
-    """Delete the files of reports past their expiry (periodic, from beat)."""
+def cleanup_expired_reports() -> dict[str, int]:
+    """Delete expired reports' files and expired uploads (periodic, from beat)."""
     res, storage = resources(settings), _storage()
     with res.pool.connection() as conn:
-        expired = reports.take_expired(conn)
-    for report in expired:
-        storage.delete_prefix(f"reports/{report['id']}/")
-        if report["owns_upload"]:
-            storage.delete_prefix(f"uploads/{report['upload_id']}/")
-    if expired:
-        log.info("removed %d expired reports", len(expired))
-    return len(expired)
+        return {
+            "reports": retention.remove_expired_reports(conn, storage),
+            "uploads": retention.remove_expired_uploads(conn, storage, settings.upload_ttl_s),
+        }

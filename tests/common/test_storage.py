@@ -1,6 +1,7 @@
 """Both storage backends through one API: a local directory, and S3 on a real moto server."""
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -192,3 +193,28 @@ def test_storage_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     for bad in ["http://x", "s3:///prefix", "file://"]:
         with pytest.raises(ValueError):
             storage_from_settings(ServiceSettings(storage_url=bad))
+
+
+def test_list_objects_in_key_order_with_sizes_and_times(storage: Storage) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=2)  # S3 times may be cut to the second
+    storage.put_bytes("list/b/2.txt", b"22")
+    storage.put_bytes("list/a.txt", b"1")
+    storage.put_bytes("list/b/1.txt", b"")
+    storage.put_bytes("other/x.txt", b"x")
+    with storage.open_writer("list/c/unfinished.bin") as writer:
+        writer.write(b"not yet")
+        listed = list(storage.list_objects("list/"))
+    after = datetime.now(UTC) + timedelta(seconds=2)
+    # An unfinished streamed write is invisible on S3 and a hidden `.part` file locally.
+    finished = [o for o in listed if not o.key.startswith("list/c/")]
+    assert [(o.key, o.size) for o in finished] == [
+        ("list/a.txt", 1),
+        ("list/b/1.txt", 0),
+        ("list/b/2.txt", 2),
+    ]
+    assert all(before <= o.modified <= after for o in listed)
+    assert all(o.key.startswith("list/c/.unfinished.bin.") for o in listed if o not in finished)
+    assert [o.key for o in storage.list_objects("list/b")] == ["list/b/1.txt", "list/b/2.txt"]
+    assert list(storage.list_objects("nothing/")) == []
+    with pytest.raises(InvalidKey):
+        list(storage.list_objects("../list/"))

@@ -1,6 +1,8 @@
 """Reading an upload's rows back: in order, in ranges, seeking through the index."""
 
 import json
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -9,10 +11,14 @@ from services.common.storage import Storage
 from services.common.uploads import (
     ROWS_PER_OFFSET,
     IndexBuilder,
+    UploadExpired,
     UploadNotFound,
+    check_live,
     iter_rows,
+    new_upload_id,
     read_index,
     rows_key,
+    stale_uploads,
     write_rows,
 )
 
@@ -134,3 +140,28 @@ def test_index_builder_offsets_across_uneven_batches() -> None:
         builder.add(lines[builder.rows : builder.rows + size])
     assert builder.rows == 2_600 and builder.stored_bytes == sum(map(len, lines))
     assert builder.offsets == [sum(map(len, lines[:k])) for k in (0, 1000, 2000)]
+
+
+def test_an_upload_expires_its_ttl_after_it_was_made(storage: Storage, upload: str) -> None:
+    index = read_index(storage, upload)
+    assert index.expires_at(3600) == index.created_at + timedelta(hours=1)
+    assert check_live(index, 3600) is index
+    with pytest.raises(UploadExpired):
+        check_live(index, 3600, now=index.created_at + timedelta(hours=1))
+    assert issubclass(UploadExpired, UploadNotFound)  # to whoever only asks "is it there"
+
+
+def test_stale_uploads_are_those_untouched_since_the_cutoff(storage: Storage) -> None:
+    old = write_rows(storage, [{"n": 1}]).upload_id
+    partial = new_upload_id()  # rows written, index never: a gateway died mid-upload
+    storage.put_bytes(rows_key(partial), b'{"n": 1}\n')
+    time.sleep(1)
+    cutoff = datetime.now(UTC)
+    time.sleep(1.2)  # S3 may report times cut to the second
+    fresh = write_rows(storage, [{"n": 2}]).upload_id
+    storage.put_bytes("uploads/not-an-upload.txt", b"")  # not in an upload's folder: ignored
+
+    assert set(stale_uploads(storage, cutoff)) == {old, partial}
+    assert set(stale_uploads(storage, cutoff - timedelta(minutes=1))) == set()
+    everything = set(stale_uploads(storage, datetime.now(UTC) + timedelta(seconds=2)))
+    assert everything == {old, partial, fresh}

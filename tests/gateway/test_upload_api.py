@@ -4,6 +4,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from services.common.storage import LocalStorage, ObjectNotFound, S3Storage
-from services.common.uploads import iter_rows, read_index
+from services.common.uploads import iter_rows, read_index, write_index
 from tests.conftest import api
 from tests.support.processes import PeakRss, Service, start_gateway
 from tests.support.s3 import CREDENTIALS, start_s3
@@ -182,6 +183,30 @@ def test_unknown_uploads_are_404(gateway: Gateway) -> None:
             response = client.get(f"/v1/uploads/{upload_id}")
             assert response.status_code == 404
             assert response.json()["error"]["code"] == "upload_not_found"
+
+
+def test_an_upload_expires_after_its_ttl(gateway: Gateway) -> None:
+    created = upload(gateway.base_url, b'{"region": "north"}\n')
+    assert created.status_code == 201, created.text
+    receipt = created.json()
+    made = datetime.fromisoformat(receipt["created_at"])
+    assert datetime.fromisoformat(receipt["expires_at"]) == made + timedelta(days=7)
+    upload_id = receipt["upload_id"]
+    columns = [{"key": "region", "label": "Region"}]
+    report = {"title": "T", "upload_id": upload_id, "columns": columns}
+
+    index = read_index(gateway.storage, upload_id)  # eight days ago, as far as it says
+    write_index(gateway.storage, index.model_copy(update={"created_at": made - timedelta(days=8)}))
+    with api(gateway.base_url) as client:
+        shown = client.get(f"/v1/uploads/{upload_id}")
+        refused = client.post("/v1/reports", json=report)
+    assert shown.status_code == 404
+    assert shown.json()["error"] == {
+        "code": "upload_not_found",
+        "message": f"upload {upload_id} expired; upload the data again",
+    }
+    assert refused.status_code == 422, refused.text
+    assert "expired; upload the data again" in refused.json()["error"]["message"]
 
 
 def test_uploads_need_the_api_key(gateway: Gateway) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -118,6 +119,10 @@ def test_expired_reports_are_removed_by_the_periodic_job(
     try:
         report_id, _ = submit(gateway, 200)
         with api(gateway) as client:
+            stale, fresh = (upload_rows(client) for _ in range(2))
+            nine_days_ago = time.time() - 9 * 24 * 3600  # the TTL is 7 days, the grace 1 h
+            for path in (storage / "uploads" / stale).iterdir():
+                os.utime(path, (nine_days_ago, nine_days_ago))
             ready: dict[str, Any] = wait_ready(client, report_id)
             assert client.get(ready["download_url"]).status_code == 200
             with psycopg.connect(environment.DATABASE_URL, autocommit=True) as conn:
@@ -129,15 +134,24 @@ def test_expired_reports_are_removed_by_the_periodic_job(
                 "pdfgen",
                 ServiceSettings(amqp_url=environment.AMQP_URL, redis_url=environment.REDIS_URL),
             )
-            celery.send_task("pdfgen.cleanup_expired_reports", queue="pdfgen")
-            wait_until(
-                lambda: client.get(f"/v1/reports/{report_id}").json()["status"] == "expired",
-                30,
-                "the report to expire",
-            )
+            cleanup = celery.send_task("pdfgen.cleanup_expired_reports", queue="pdfgen")
+            removed = cleanup.get(timeout=30)  # the test waits on a task, no task does
+            expired = client.get(f"/v1/reports/{report_id}").json()
             gone = client.get(ready["download_url"])
     finally:
         worker.stop()
+    assert removed == {"reports": 1, "uploads": 1}
+    assert expired["status"] == "expired"
     assert gone.status_code == 404
     assert files_of(storage, report_id) == []
-    assert not (storage / "uploads").exists() or not any((storage / "uploads").iterdir())
+    # The report's own upload went with it, the expired one too; the fresh one stays.
+    assert sorted(p.name for p in (storage / "uploads").iterdir()) == [fresh]
+
+
+def upload_rows(client: httpx.Client) -> str:
+    created = client.post(
+        "/v1/uploads", content=b'{"id": 1}\n', headers={"Content-Type": "application/x-ndjson"}
+    )
+    assert created.status_code == 201, created.text
+    upload_id: str = created.json()["upload_id"]
+    return upload_id

@@ -9,15 +9,13 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 
 from services.common.contracts.reports import ReportSpec
 from services.common.logs import request_id_var
-from services.common.storage import Storage
-from services.common.uploads import UploadNotFound, read_index
 from services.gateway.deps import ApiKey, ClientsDep, IdempotencyKeyHeader, key_scope
-from services.gateway.errors import InvalidReportSpec
+from services.gateway.errors import InvalidReportSpec, UploadNotFound
 from services.gateway.jobs import Idempotency, request_hash
 from services.gateway.report_schemas import ReportAccepted, ReportView
 from services.gateway.reports import report_view
 from services.gateway.schemas import ErrorBody
-from services.gateway.uploads import store_rows
+from services.gateway.uploads import UploadStore, store_rows
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
@@ -48,7 +46,7 @@ async def create_report(
             clients.settings.idempotency_ttl_s,
         )
     if spec.upload_id is not None:
-        await _check_upload(clients.storage, spec)
+        await _check_upload(clients.uploads, spec)
         upload_id, owns_upload = spec.upload_id, False
     else:
         assert spec.rows is not None
@@ -65,12 +63,12 @@ async def create_report(
     return {"job_id": str(job_id), "report_id": str(report_id)}
 
 
-async def _check_upload(storage: Storage, spec: ReportSpec) -> None:
+async def _check_upload(uploads: UploadStore, spec: ReportSpec) -> None:
     assert spec.upload_id is not None
     try:
-        index = await asyncio.to_thread(read_index, storage, spec.upload_id)
-    except UploadNotFound:
-        raise InvalidReportSpec(f"no upload with id {spec.upload_id}") from None
+        index = await uploads.get(spec.upload_id)
+    except UploadNotFound as exc:
+        raise InvalidReportSpec(f"{exc.message}: {spec.upload_id}") from None
     unknown = [c.key for c in spec.columns if c.key not in index.columns]
     if unknown:
         raise InvalidReportSpec(f"unknown column keys (not in the upload): {unknown}")

@@ -48,11 +48,10 @@ async def create_upload(request: Request, clients: ClientsDep, _: ApiKey) -> dic
     if declared.isdigit() and int(declared) > limit:
         raise UploadTooLarge(f"uploads are limited to {limit} bytes")
     index, errors = await clients.uploads.receive(request.stream(), fmt)
-    return index.model_dump() | {"errors": errors}
+    return clients.uploads.view(index) | {"errors": errors}
 
 
 @router.get("/{upload_id}", response_model=UploadView, responses={404: {"model": ErrorBody}})
 async def get_upload(upload_id: str, clients: ClientsDep, _: ApiKey) -> dict[str, Any]:
-    """A stored upload: rows, size, columns."""
-    index = await clients.uploads.get(upload_id)
-    return index.model_dump()
+    """A stored upload: rows, size, columns, expiry (404 once expired)."""
+    return clients.uploads.view(await clients.uploads.get(upload_id))
