@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install services tools bootstrap run test lint bench lock clean
+.PHONY: install services tools fonts bootstrap run test lint bench lock clean
 
 install: $(VENV)/.installed
 
@@ -17,12 +17,16 @@ $(VENV)/.installed: pyproject.toml
 services:
 	deploy/local/ensure-services.sh
 
+# The report fonts pdfgen needs (Debian's fonts-nanum, as in its image).
+fonts:
+	deploy/local/ensure-fonts.sh
+
 # promtool, prometheus and docker-compose: the suite checks deploy/ and docker-compose.yml with them.
 tools:
 	deploy/local/ensure-tools.sh
 
 # Database created and migrated, topology declared: safe to repeat.
-bootstrap: install services
+bootstrap: install services fonts
 	$(BIN)/offload db upgrade
 	$(BIN)/offload topology declare --management-url "$${OFFLOAD_RABBITMQ_MANAGEMENT_URL:-http://guest:guest@127.0.0.1:15672}"
 
@@ -31,7 +35,7 @@ run: bootstrap
 	@echo "Development API key: $$($(PY) -c 'from services.gateway.config import GatewaySettings as S; print(sorted(S().accepted_keys())[0])')"
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start -f Procfile
 
-test: install services tools
+test: install services tools fonts
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

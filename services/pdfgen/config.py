@@ -3,6 +3,7 @@
 from pydantic import Field
 
 from services.common.config import ServiceSettings
+from services.pdfgen import fonts
 
 
 class PdfgenSettings(ServiceSettings):
@@ -13,5 +14,8 @@ class PdfgenSettings(ServiceSettings):
     pdf_report_ttl_s: int = Field(default=24 * 3600, ge=60)
     # A pool child above this resident size is replaced after its task (seed 003: 512 MB).
     pdf_max_child_rss_mib: int = Field(default=200, ge=64)
+    # The TrueType family reports are set in (services/pdfgen/fonts.py).
+    pdf_font_path: str = fonts.DEFAULT_REGULAR_PATH
+    pdf_bold_font_path: str = fonts.DEFAULT_BOLD_PATH
     task_soft_time_limit_s: int = 600
     task_time_limit_s: int = 660

@@ -16,6 +16,12 @@ class LayoutError(PdfgenError):
     http_status = 422
 
 
+class FontMissing(PdfgenError):
+    """The configured report font file is missing or not a TrueType font."""
+
+    code = "font_missing"
+
+
 class ChunkRowsMismatch(PdfgenError):
     """A chunk's rows do not match its plan (too few or too many); the input changed."""
 

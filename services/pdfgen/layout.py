@@ -18,14 +18,15 @@ from typing import Any, Literal
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
+from services.pdfgen import fonts
 from services.pdfgen.errors import LayoutError
 
 Align = Literal["left", "right", "center"]
 ALIGNS: tuple[Align, ...] = ("left", "right", "center")
 
 MARGIN = 36.0
-FONT = "Helvetica"
-BOLD_FONT = "Helvetica-Bold"
+FONT = fonts.REGULAR
+BOLD_FONT = fonts.BOLD
 FONT_SIZE = 8.0
 TITLE_FONT_SIZE = 12.0
 GROUP_FONT_SIZE = 9.0
@@ -171,6 +172,7 @@ def _check_columns(columns: Sequence[Column]) -> None:
 
 def layout_for(columns: Sequence[Column]) -> Layout:
     """The layout of a table with these columns, or LayoutError when they cannot fit A4."""
+    fonts.ensure_registered()  # the layout names the report fonts; text is measured in them
     _check_columns(columns)
     explicit = sum(column.width or 0.0 for column in columns)
     automatic = sum(1 for column in columns if column.width is None)

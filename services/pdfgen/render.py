@@ -13,10 +13,10 @@ from itertools import islice
 from typing import Any, BinaryIO
 
 from reportlab import rl_config
-from reportlab.lib.rl_accel import escapePDF
 from reportlab.pdfgen.canvas import Canvas
 
 from services.pdfgen.errors import ChunkRowsMismatch
+from services.pdfgen.fonts import TextShower
 from services.pdfgen.layout import Align, Layout, cell_text, fit_text, is_number
 from services.pdfgen.planning import ChunkPlan, PageSpec, ReportPlan
 
@@ -75,6 +75,7 @@ class _PagePainter:
             (cell, *fit_text(column.label, cell.text_width, layout.bold_font, layout.font_size))
             for cell, column in zip(self.cells, layout.columns, strict=True)
         ]
+        self.text = TextShower(canvas, layout.font, layout.font_size)
 
     def _x(self, cell: _Cell, align: Align, drawn: float) -> float:
         padding = self.layout.cell_padding
@@ -138,13 +139,12 @@ class _PagePainter:
                 fill=1,
             )
         c.setFillGray(0)
-        font, size = layout.font, layout.font_size
+        font, size, text = layout.font, layout.font_size, self.text
         # The cells go in as one literal text block: reportlab's textOut measures and encodes
-        # every string again, which made rendering ~40% slower. The font's resource name
-        # (/F1 ...) comes from the document, which registered it for the frame above.
-        ops = [f"BT {c._doc.getInternalFontName(font)} {size:g} Tf"]
+        # every string again, which made rendering ~40% slower.
+        ops = [text.begin()]
         if not rows:
-            ops.append(_show(layout.margin + layout.cell_padding, top - height + 3.5, NO_ROWS))
+            ops += text.show(layout.margin + layout.cell_padding, top - height + 3.5, NO_ROWS)
         for index, row in enumerate(rows):
             baseline = top - (index + 1) * height + 3.5
             for cell in self.cells:
@@ -155,14 +155,9 @@ class _PagePainter:
                 if not shown:
                     continue
                 align = cell.align or ("right" if is_number(value) else "left")
-                ops.append(_show(self._x(cell, align, drawn), baseline, shown))
+                ops += text.show(self._x(cell, align, drawn), baseline, shown)
         ops.append("ET")
         c.addLiteral("\n".join(ops))
-
-
-def _show(x: float, y: float, text: str) -> str:
-    # The standard fonts use WinAnsiEncoding (cp1252); other characters show as "?".
-    return f"1 0 0 1 {x:.2f} {y:.2f} Tm ({escapePDF(text.encode('cp1252', 'replace'))}) Tj"
 
 
 def _take(rows: Iterator[Mapping[str, Any]], page: PageSpec) -> list[Mapping[str, Any]]:
@@ -219,6 +214,9 @@ def _render(
         pagesize=(layout.page_width, layout.page_height),
         pageCompression=1,
         invariant=1,
+        # Otherwise every chunk also references Helvetica, which nothing on the page uses.
+        initialFontName=layout.font,
+        initialFontSize=layout.font_size,
     )
     canvas.setTitle(title)
     painter = _PagePainter(canvas, layout, title, footer_text(generated_at))

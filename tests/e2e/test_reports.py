@@ -82,6 +82,7 @@ def wait_ready(client: httpx.Client, report_id: str, timeout: float = 120) -> di
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         report: dict[str, Any] = client.get(f"/v1/reports/{report_id}").json()
+        assert "status" in report, report
         if report["status"] in ("ready", "failed", "cancelled"):
             return report
         time.sleep(0.2)

@@ -24,6 +24,7 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 from services.common import healthcheck
+from services.pdfgen import fonts
 
 ROOT = Path(__file__).resolve().parents[2]
 UV = Path(sys.executable).with_name("uv")
@@ -235,6 +236,19 @@ def test_signals_reach_the_service(image: Image) -> None:
     argv = json.loads(cmd)  # exec form: a JSON array, no shell in between
     assert argv[:2] == ["python", "-m"]
     assert runnable_module(argv[2]), f"{argv[2]} cannot run with python -m"
+
+
+@each_image
+def test_only_pdfgen_installs_the_report_fonts_where_it_looks_for_them(image: Image) -> None:
+    """The Debian package holding fonts.DEFAULT_*_PATH (asked of dpkg) is in pdfgen's image."""
+    owners = set()
+    for path in (fonts.DEFAULT_REGULAR_PATH, fonts.DEFAULT_BOLD_PATH):
+        found = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True, timeout=30)
+        assert found.returncode == 0, f"no Debian package holds {path}: {found.stderr}"
+        owners.add(found.stdout.split(":")[0])
+    assert owners == {"fonts-nanum"}
+    installs = " ".join(values(stages(image)[-1], "RUN"))
+    assert ("fonts-nanum" in installs) == (image.name == "pdfgen")
 
 
 @each_image
