@@ -4,7 +4,8 @@ Prometheus runs with the deployed rule files and a scrape configuration derived 
 deploy/prometheus/prometheus.yml (same job names, loopback targets, 1 s scrapes). A small
 workload of every kind goes through the gateway's API, with failures injected so failure
 metrics exist. Then every Grafana panel query must return data, every rule must evaluate
-over metrics that exist, and every target must be up.
+over metrics that exist, and every target must be up. Last, a pool is stopped with work
+waiting for it, and its outage alerts must rise.
 """
 
 import json
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,9 @@ import psycopg
 import pytest
 import redis
 
+from services.common.config import ServiceSettings
+from services.common.contracts.reports import CLEANUP_EXPIRED
+from services.common.worker.app import create_celery
 from tests.conftest import api, purge_queues
 from tests.integration.conftest import wait_for_job
 from tests.support import environment, observability
@@ -168,10 +173,14 @@ def drive_workload(base_url: str, blogs: BlogServer, *, first: bool) -> None:
             assert job["status"] == status, job
 
 
+@dataclass
+class LiveStack:
+    prometheus: PrometheusServer
+    pools: dict[str, Service]  # scrape job -> its running pool
+
+
 @pytest.fixture(scope="module")
-def prometheus(
-    platform: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[PrometheusServer]:
+def stack(platform: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     """Prometheus scraping a stack that has run two rounds of work (see drive_workload)."""
     log_dir = tmp_path_factory.mktemp("logs")
     storage = tmp_path_factory.mktemp("storage")
@@ -207,8 +216,7 @@ def prometheus(
         for future in starting:  # every pool that started is stopped, even if one failed
             if future.exception() is None:
                 stack.callback(future.result().stop)
-        for future in starting:
-            future.result()
+        pools = {job: future.result() for job, future in zip(POOLS, starting, strict=True)}
         ports["exporter"] = free_port()
         stack.callback(start_exporter(log_dir, ports["exporter"]).stop)
         ports["gateway"] = int(base_url.rsplit(":", 1)[1])
@@ -238,7 +246,12 @@ def prometheus(
         drive_workload(base_url, blogs, first=False)
         scraped(2)
         time.sleep(3)  # a few more scrapes and rule evaluations after the last increase
-        yield server
+        yield LiveStack(server, pools)
+
+
+@pytest.fixture
+def prometheus(stack: LiveStack) -> PrometheusServer:
+    return stack.prometheus
 
 
 def resolve_variables(prometheus: PrometheusServer, dashboard: dict[str, Any]) -> dict[str, str]:
@@ -335,3 +348,29 @@ def test_the_failures_set_off_their_alerts(prometheus: PrometheusServer) -> None
         name == "OffloadTaskFailureRatioHigh" and labels.get("service") == "analyzer"
         for name, labels in raised
     ), raised
+
+
+def test_a_pool_down_with_work_waiting_raises_its_outage_alerts(stack: LiveStack) -> None:
+    """Last in this module: it stops the pdfgen pool, then gives it a task nobody takes."""
+    server = stack.prometheus
+    stack.pools["pdfgen"].stop()
+    celery = create_celery(
+        "pdfgen", ServiceSettings(amqp_url=environment.AMQP_URL, redis_url=environment.REDIS_URL)
+    )
+    celery.send_task(CLEANUP_EXPIRED, queue="pdfgen")
+
+    def raised() -> set[tuple[str, str]]:
+        """(alert, the pool's job or the queue it names) of every alert pending or firing."""
+        return {
+            (a["labels"]["alertname"], a["labels"].get("queue") or a["labels"].get("job", ""))
+            for a in server.alerts()
+        }
+
+    expected = {("OffloadWorkerPoolDown", "pdfgen"), ("OffloadQueueWithoutConsumers", "pdfgen")}
+    try:
+        wait_until(lambda: expected <= raised(), 30, f"alerts {expected}", 0.5)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; raised: {sorted(raised())}") from None
+    # The other pools answer, so nothing else is said to be down.
+    assert {job for name, job in raised() if name == "OffloadWorkerPoolDown"} == {"pdfgen"}
+    purge_queues()
