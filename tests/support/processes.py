@@ -194,8 +194,9 @@ def start_worker(
     name: str | None = None,
     **env: str,
 ) -> Service:
-    """A worker pool process, once it consumes its queue."""
-    before = consumer_count(queue)
+    """A worker pool process, once it consumes its queue (on OFFLOAD_AMQP_URL if given)."""
+    broker = env.get("OFFLOAD_AMQP_URL", environment.AMQP_URL)
+    before = consumer_count(queue, broker)
     label = name or service_name
     service = Service(
         label,
@@ -220,7 +221,7 @@ def start_worker(
     def consuming() -> bool:
         if service.process.poll() is not None:
             raise RuntimeError(f"{label} exited:\n{service.log()[-3000:]}")
-        return consumer_count(queue) > before
+        return consumer_count(queue, broker) > before
 
     try:
         wait_until(consuming, 60, f"{label} to consume {queue}", step=0.2)
