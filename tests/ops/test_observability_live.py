@@ -25,11 +25,10 @@ import psycopg
 import pytest
 import redis
 
-from services.common.config import ServiceSettings
 from services.common.contracts.reports import CLEANUP_EXPIRED
 from services.common.worker.app import create_celery
 from tests.conftest import api, purge_queues
-from tests.integration.conftest import wait_for_job
+from tests.integration.conftest import settings, wait_for_job
 from tests.support import environment, observability
 from tests.support.blogserver import BlogServer
 from tests.support.fcm_sandbox import FcmSandbox
@@ -354,9 +353,7 @@ def test_a_pool_down_with_work_waiting_raises_its_outage_alerts(stack: LiveStack
     """Last in this module: it stops the pdfgen pool, then gives it a task nobody takes."""
     server = stack.prometheus
     stack.pools["pdfgen"].stop()
-    celery = create_celery(
-        "pdfgen", ServiceSettings(amqp_url=environment.AMQP_URL, redis_url=environment.REDIS_URL)
-    )
+    celery = create_celery("pdfgen", settings())
     celery.send_task(CLEANUP_EXPIRED, queue="pdfgen")
 
     def raised() -> set[tuple[str, str]]:

@@ -1,6 +1,5 @@
 """Reports in Korean (and anything else the font has): embedded TrueType, text read back."""
 
-import io
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +14,7 @@ from services.pdfgen.errors import FontMissing
 from services.pdfgen.layout import FONT, Column, fit_text, layout_for
 from services.pdfgen.merge import merge_chunks
 from services.pdfgen.planning import plan_report
-from services.pdfgen.render import render_chunk
-from tests.pdfgen.test_render_merge import GENERATED, bookmarks, page_text
+from tests.pdfgen.test_render_merge import GENERATED, bookmarks, page_text, render_all
 
 TITLE = "2026년 3분기 지역별 매출 보고서"
 COLUMNS = [
@@ -42,25 +40,11 @@ def rows(count: int) -> list[dict[str, Any]]:
     ]
 
 
-def build(tmp_path: Path, data: list[dict[str, Any]]) -> PdfReader:
+def build(tmp_path: Path, data: list[dict[str, Any]], groups: list[Any]) -> PdfReader:
+    """Plan (3-page chunks), render every chunk and merge them, as pdfgen does."""
     layout = layout_for(COLUMNS)
-    groups = [(r, sum(1 for row in data if row["region"] == r)) for r in REGIONS]
     plan = plan_report(groups, layout.rows_per_page, pages_per_chunk=3)
-    assert len(plan.chunks) > 1
-    paths = []
-    for chunk in plan.chunks:
-        path = tmp_path / f"{chunk.chunk_no}.pdf"
-        with path.open("wb") as out:
-            render_chunk(
-                out,
-                title=TITLE,
-                layout=layout,
-                plan=plan,
-                chunk=chunk,
-                rows=iter(data[chunk.first_row : chunk.first_row + chunk.row_count]),
-                generated_at=GENERATED,
-            )
-        paths.append(path)
+    paths = render_all(tmp_path, plan, data, layout, TITLE)
     merged = tmp_path / "report.pdf"
     merge_chunks(paths, merged, title=TITLE, created_at=GENERATED, outline=plan.outline)
     return PdfReader(merged, strict=True)
@@ -69,7 +53,10 @@ def build(tmp_path: Path, data: list[dict[str, Any]]) -> PdfReader:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], PdfReader]:
     data = rows(600)
-    return data, build(tmp_path_factory.mktemp("korean"), data)
+    groups = [(r, sum(1 for row in data if row["region"] == r)) for r in REGIONS]
+    reader = build(tmp_path_factory.mktemp("korean"), data, groups)
+    assert len(reader.pages) > 3  # more than one chunk
+    return data, reader
 
 
 def test_korean_text_reads_back_as_written(report: tuple[list[dict[str, Any]], PdfReader]) -> None:
@@ -113,26 +100,8 @@ def test_korean_text_is_cut_to_its_column() -> None:
 
 def test_an_empty_string_and_a_lone_syllable(tmp_path: Path) -> None:
     data = [{"id": 1, "region": "서울특별시", "customer": "", "memo": "가"}]
-    reader = build_single(tmp_path, data)
+    reader = build(tmp_path, data, [(None, len(data))])
     assert "1 서울특별시 가" in page_text(reader, 1)
-
-
-def build_single(tmp_path: Path, data: list[dict[str, Any]]) -> PdfReader:
-    layout = layout_for(COLUMNS)
-    plan = plan_report([(None, len(data))], layout.rows_per_page, pages_per_chunk=10)
-    out = io.BytesIO()
-    render_chunk(
-        out,
-        title=TITLE,
-        layout=layout,
-        plan=plan,
-        chunk=plan.chunks[0],
-        rows=iter(data),
-        generated_at=GENERATED,
-    )
-    path = tmp_path / "single.pdf"
-    path.write_bytes(out.getvalue())
-    return PdfReader(path)
 
 
 def test_a_missing_or_broken_font_is_refused_with_the_remedy(tmp_path: Path) -> None:

@@ -46,7 +46,11 @@ def make_rows(count: int, regions: Sequence[tuple[str, int]] = ()) -> list[dict[
 
 
 def render_all(
-    tmp_path: Path, plan: ReportPlan, rows: list[dict[str, Any]], layout: Layout = LAYOUT
+    tmp_path: Path,
+    plan: ReportPlan,
+    rows: list[dict[str, Any]],
+    layout: Layout = LAYOUT,
+    title: str = TITLE,
 ) -> list[Path]:
     paths = []
     for chunk in plan.chunks:
@@ -54,7 +58,7 @@ def render_all(
         with path.open("wb") as out:
             pages = render_chunk(
                 out,
-                title=TITLE,
+                title=title,
                 layout=layout,
                 plan=plan,
                 chunk=chunk,
