@@ -1,6 +1,6 @@
 """Push campaign benchmark: N devices, one campaign to all of them, against the FCM sandbox.
 
-In one run: the FCM sandbox (`python -m services.pusher.sandbox`, its own process) first takes
+In one run: the FCM sandbox (`python -m services.fcm_sandbox`, its own process) first takes
 the load generator (bench/loadgen.py, closed loop, realistic FCM v1 messages built by
 firebase-admin as the pusher builds them) to measure its own maximum accept rate; it is then
 reset. N devices are imported through a real gateway (the device benchmark's streaming NDJSON

@@ -574,7 +574,7 @@ empty table (all inserts), the second sends the same tokens with new user ids (a
 The gateway's RSS is sampled every 20 ms. Client, gateway and Postgres share the same cores.
 
 **Push campaign** (`python -m bench pusher`). In one run: the FCM sandbox
-(`python -m services.pusher.sandbox`, its own process) first takes closed-loop load from
+(`python -m services.fcm_sandbox`, its own process) first takes closed-loop load from
 `bench/loadgen.py` (keep-alive connections posting FCM v1 `messages:send` bodies built by
 firebase-admin exactly as the pusher builds them, every token distinct) for its own maximum
 accept rate, and is then reset. N devices (1,000,000; FCM-shaped tokens) are imported through

@@ -21,7 +21,7 @@ from services.analyzer.feeds import Fetcher, discover_feed, read_feed
 from services.analyzer.fetch import Page, build_client, fetch
 from services.analyzer.metrics import CRAWL_DURATION, POSTS_PER_CRAWL
 from services.analyzer.models import BlogSnapshot, FeedPost, PostSnapshot
-from services.common.urls import normalize_blog_url
+from services.common.contracts.blog_url import normalize_blog_url
 
 log = logging.getLogger(__name__)
 

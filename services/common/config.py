@@ -42,10 +42,10 @@ class ServiceSettings(BaseSettings):
     # signed for this address); None: links use s3_endpoint_url.
     s3_public_endpoint_url: str | None = None
     # Uploads (POST /v1/uploads) can be used for new reports this long; pdfgen deletes them
-    # after it (services/common/uploads.py).
+    # after it (services/common/rowfiles.py).
     upload_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     # A worker pool touches this file every heartbeat_interval_s while it consumes from the
-    # broker, beat while it publishes; `python -m services.common.healthcheck` reads its age.
+    # broker, beat while it publishes; `python -m services.ops.healthcheck` reads its age.
     # Unset: offload-worker.heartbeat or offload-beat.heartbeat in the temp directory.
     heartbeat_file: str | None = None
     heartbeat_interval_s: float = Field(default=5.0, gt=0)

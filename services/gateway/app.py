@@ -10,11 +10,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.common import logs
 from services.common.storage import storage_from_settings
-from services.gateway.broker import Publisher
-from services.gateway.campaigns import CampaignRepository
+from services.gateway.api import analyses, campaigns, devices, health, jobs, reports, uploads
+from services.gateway.campaigns.service import CampaignRepository
 from services.gateway.config import GatewaySettings
 from services.gateway.deps import Clients
-from services.gateway.devices import DeviceRepository
+from services.gateway.devices.service import DeviceRepository
 from services.gateway.errors import (
     GatewayError,
     NoValidRows,
@@ -22,11 +22,11 @@ from services.gateway.errors import (
     handle_no_valid_rows,
 )
 from services.gateway.janitor import Janitor
-from services.gateway.jobs import JobRepository
+from services.gateway.jobs.service import JobRepository
+from services.gateway.messaging.publisher import Publisher
 from services.gateway.middleware import RequestContextMiddleware
-from services.gateway.reports import ReportRepository
-from services.gateway.routes import analyses, campaigns, devices, health, jobs, reports, uploads
-from services.gateway.uploads import UploadStore
+from services.gateway.reports.service import ReportRepository
+from services.gateway.uploads.service import UploadStore
 
 log = logging.getLogger(__name__)
 

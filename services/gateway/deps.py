@@ -10,14 +10,14 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.common.storage import Storage
-from services.gateway.broker import Publisher
-from services.gateway.campaigns import CampaignRepository
+from services.gateway.campaigns.service import CampaignRepository
 from services.gateway.config import GatewaySettings
-from services.gateway.devices import DeviceRepository
+from services.gateway.devices.service import DeviceRepository
 from services.gateway.errors import Unauthorized
-from services.gateway.jobs import JobRepository
-from services.gateway.reports import ReportRepository
-from services.gateway.uploads import UploadStore
+from services.gateway.jobs.service import JobRepository
+from services.gateway.messaging.publisher import Publisher
+from services.gateway.reports.service import ReportRepository
+from services.gateway.uploads.service import UploadStore
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import random
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from services.gateway.jobs import JobRepository
+from services.gateway.jobs.service import JobRepository
 
 log = logging.getLogger(__name__)
 

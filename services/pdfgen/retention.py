@@ -6,8 +6,8 @@ from typing import Any
 
 from psycopg import Connection
 
+from services.common.rowfiles import canonical_id, stale_uploads, upload_prefix
 from services.common.storage import Storage
-from services.common.uploads import canonical_id, stale_uploads, upload_prefix
 from services.pdfgen import reports
 
 log = logging.getLogger(__name__)

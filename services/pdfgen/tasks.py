@@ -17,8 +17,8 @@ from services.common.contracts.reports import (
     PlanReport,
     RenderChunk,
 )
+from services.common.rowfiles import iter_rows, read_index
 from services.common.storage import Storage, storage_from_settings
-from services.common.uploads import iter_rows, read_index
 from services.common.worker.jobtask import JobContext, JobTask
 from services.common.worker.resources import resources
 from services.common.worker.signals import header

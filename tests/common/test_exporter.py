@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
-from services.common.exporter import QUERY
 from services.common.jobs import FINISH_JOB, INSERT_JOB, START_JOB
+from services.ops.exporter import QUERY
 from services.pdfgen import reports
 from services.pusher import campaigns
 from tests.support import environment
@@ -87,11 +87,11 @@ class Exporter:
 
 
 def start_exporter(log_dir: Path, database_url: str = environment.DATABASE_URL) -> Exporter:
-    """`python -m services.common.exporter` on a free port, once it answers."""
+    """`python -m services.ops.exporter` on a free port, once it answers."""
     port = free_port()
     service = Service(
         f"exporter-{port}",
-        ["-m", "services.common.exporter"],
+        ["-m", "services.ops.exporter"],
         environment.service_env(
             OFFLOAD_DATABASE_URL=database_url,
             OFFLOAD_METRICS_PORT=str(port),

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.common.storage import Storage
-from services.common.uploads import (
+from services.common.rowfiles import (
     ROWS_PER_OFFSET,
     IndexBuilder,
     UploadExpired,
@@ -21,6 +20,7 @@ from services.common.uploads import (
     stale_uploads,
     write_rows,
 )
+from services.common.storage import Storage
 
 ROWS = 3_500
 

@@ -1,6 +1,6 @@
 import pytest
 
-from services.common.urls import normalize_blog_url
+from services.common.contracts.blog_url import normalize_blog_url
 
 
 @pytest.mark.parametrize(

@@ -169,7 +169,7 @@ def test_a_scheduled_campaign_is_started_by_beat_at_its_time(
     urgent = start_worker("pusher", "pusher.urgent", tmp_path, concurrency=1, name="urgent")
     beat = Service(
         "beat",
-        ["-m", "services.common.beat", "--schedule", str(tmp_path / "beat-schedule")],
+        ["-m", "services.ops.beat", "--schedule", str(tmp_path / "beat-schedule")],
         environment.service_env(),
         tmp_path,
     )

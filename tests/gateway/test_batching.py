@@ -8,7 +8,7 @@ import pytest
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from services.gateway.batching import JobInserter
+from services.gateway.jobs.batching import JobInserter
 from tests.support import environment
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ import json
 
 from celery import Celery
 
-from services.gateway import celery_message
+from services.gateway.messaging import celery_message
 
 
 def test_message_matches_celery_protocol_v2() -> None:

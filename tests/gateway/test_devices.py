@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from services.common.cli import cli
+from services.ops.cli import cli
 from tests.conftest import api
 from tests.support import environment
 from tests.support.processes import PeakRss, Service, start_gateway

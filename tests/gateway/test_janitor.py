@@ -11,7 +11,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from services.gateway.janitor import Janitor
-from services.gateway.jobs import JobRepository
+from services.gateway.jobs.service import JobRepository
 from tests.support import environment
 from tests.support.processes import free_port, start_gateway, wait_until
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from services.common.rowfiles import iter_rows, read_index, write_index
 from services.common.storage import LocalStorage, ObjectNotFound, S3Storage
-from services.common.uploads import iter_rows, read_index, write_index
 from tests.conftest import api
 from tests.support.processes import PeakRss, Service, start_gateway
 from tests.support.s3 import CREDENTIALS, start_s3

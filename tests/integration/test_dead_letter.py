@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.common import deadletters
+from services.ops import deadletters
 from tests.conftest import api
 from tests.integration.conftest import (
     ANALYZER,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.common import deadletters
+from services.ops import deadletters
 from tests.conftest import api
 from tests.integration.conftest import (
     ANALYZER,

@@ -13,8 +13,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from services.common import healthcheck, topology
-from services.common.cli import cli
+from services.common import topology
+from services.ops import healthcheck
+from services.ops.cli import cli
 from tests.support.deployment import (
     CONTRACT_SERVICES,
     ENV_EXAMPLE,
@@ -285,7 +286,7 @@ def test_health_checks_name_real_modes(services: dict[str, Any]) -> None:
         test = services[name]["healthcheck"]["test"]
         if name in ONE_SHOTS:
             continue
-        assert test[:4] == ["CMD", "python", "-m", "services.common.healthcheck"], name
+        assert test[:4] == ["CMD", "python", "-m", "services.ops.healthcheck"], name
         args = healthcheck.parser().parse_args(test[4:])
         if name in POOLS:
             assert args.mode == "worker", name

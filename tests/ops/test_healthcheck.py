@@ -56,7 +56,7 @@ def check(*args: str, **env: str) -> tuple[int, str]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "services.common.healthcheck", *args],
+        [sys.executable, "-m", "services.ops.healthcheck", *args],
         cwd=ROOT,
         env=environment.service_env(OFFLOAD_HEARTBEAT_INTERVAL_S=INTERVAL_S, **env),
         capture_output=True,
@@ -133,7 +133,7 @@ def test_http_is_healthy_on_2xx_only(http_server: str) -> None:
 def test_no_mode_imports_celery(http_server: str, mode: str) -> None:
     args = ["http", f"{http_server}/ok"] if mode == "http" else [mode]
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "services.common.healthcheck", *args],
+        [sys.executable, "-X", "importtime", "-m", "services.ops.healthcheck", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -211,7 +211,7 @@ def test_beat_is_healthy_only_while_it_publishes(
     beat_file = str(tmp_path / "beat.heartbeat")
     beat = Service(
         "beat",
-        ["-m", "services.common.beat", "--loglevel", "INFO"],
+        ["-m", "services.ops.beat", "--loglevel", "INFO"],
         environment.service_env(
             OFFLOAD_AMQP_URL=through(broker_proxy),
             OFFLOAD_HEARTBEAT_FILE=beat_file,

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from dockerfile_parse import DockerfileParser
 
-from services.common import healthcheck
+from services.ops import healthcheck
 from services.pdfgen import fonts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,8 +85,8 @@ IMAGES = [
         modules=(
             "services.pusher.__main__",
             "services.pusher.worker",
-            "services.pusher.sandbox.__main__",
-            "services.pusher.sandbox.app",
+            "services.fcm_sandbox.__main__",
+            "services.fcm_sandbox.app",
         ),
         celery_apps=("services.pusher.worker",),
         needs={"celery", "firebase-admin", "uvicorn", "uvloop", "httptools"},
@@ -106,12 +106,12 @@ IMAGES = [
     ),
     Image(
         "platform",
-        "services/common/Dockerfile",
+        "services/ops/Dockerfile",
         "platform",
         ["beat"],
         {"9100"},
         pool=False,
-        modules=("services.common.beat", "services.common.cli", "services.common.exporter"),
+        modules=("services.ops.beat", "services.ops.cli", "services.ops.exporter"),
         celery_apps=(),
         needs={"celery", "alembic", "pika"},
         forbidden={
@@ -259,7 +259,7 @@ def test_healthcheck_runs_a_real_check(image: Image) -> None:
         option.split("=")[0] for option in options.split()
     }
     argv = json.loads(command)
-    assert argv[:3] == ["python", "-m", "services.common.healthcheck"]
+    assert argv[:3] == ["python", "-m", "services.ops.healthcheck"]
     assert importlib.util.find_spec(argv[2]) is not None
     args = healthcheck.parser().parse_args(argv[3:])
     assert argv[3:] == image.healthcheck
@@ -465,7 +465,7 @@ def test_image_venv_runs_what_the_image_runs(
         venv,
         "-c",
         IMPORT_CHECK,
-        json.dumps([*image.modules, "services.common.healthcheck"]),
+        json.dumps([*image.modules, "services.ops.healthcheck"]),
         json.dumps(image.celery_apps),
         json.dumps(sorted(module_of(package) for package in image.forbidden)),
         cwd=tmp_path,
@@ -477,7 +477,7 @@ def test_image_venv_runs_what_the_image_runs(
         assert "celery" not in report["loaded"], "the gateway imports worker code"
     # The health check itself runs there (here against a port nothing listens on).
     probe = run_in(
-        venv, "-m", "services.common.healthcheck", "http", "http://127.0.0.1:9/", cwd=tmp_path
+        venv, "-m", "services.ops.healthcheck", "http", "http://127.0.0.1:9/", cwd=tmp_path
     )
     assert (probe.returncode, probe.stdout.split(":")[0]) == (1, "unhealthy"), probe
     if image.name == "platform":

@@ -86,7 +86,7 @@ def scrape_config(ports: dict[str, int]) -> dict[str, Any]:
 def start_exporter(log_dir: Path, port: int) -> Service:
     exporter = Service(
         "exporter",
-        ["-m", "services.common.exporter"],
+        ["-m", "services.ops.exporter"],
         environment.service_env(OFFLOAD_METRICS_PORT=str(port)),
         log_dir,
     )

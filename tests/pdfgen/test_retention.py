@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from services.common.rowfiles import rows_key, upload_prefix, write_rows
 from services.common.storage import Storage
-from services.common.uploads import rows_key, upload_prefix, write_rows
 from services.pdfgen.retention import UPLOAD_GRACE_S, remove_expired_uploads
 from tests.support import environment
 from tests.support.s3 import s3_server, storage

@@ -19,11 +19,11 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from services.analyzer.config import AnalyzerSettings
-from services.common import cli
-from services.common.client_cli import ClientSettings
 from services.common.config import ServiceSettings
-from services.common.exporter import ExporterSettings
 from services.gateway.config import GatewaySettings
+from services.ops import cli
+from services.ops.client_cli import ClientSettings
+from services.ops.exporter import ExporterSettings
 from services.pdfgen.config import PdfgenSettings
 from services.pusher.config import PusherSettings
 
@@ -52,9 +52,9 @@ ROLES: dict[str, Role] = {
     "pusher-urgent": Role("offload/pusher", "services/pusher/Dockerfile", PusherSettings),
     "fcm-sandbox": Role("offload/pusher", "services/pusher/Dockerfile", PusherSettings),
     "pdfgen": Role("offload/pdfgen", "services/pdfgen/Dockerfile", PdfgenSettings),
-    "beat": Role("offload/platform", "services/common/Dockerfile", ServiceSettings),
-    "exporter": Role("offload/platform", "services/common/Dockerfile", ExporterSettings),
-    "migrate": Role("offload/platform", "services/common/Dockerfile", ServiceSettings, True),
+    "beat": Role("offload/platform", "services/ops/Dockerfile", ServiceSettings),
+    "exporter": Role("offload/platform", "services/ops/Dockerfile", ExporterSettings),
+    "migrate": Role("offload/platform", "services/ops/Dockerfile", ServiceSettings, True),
 }
 # The compose services the operations contract names ("Compose service names").
 CONTRACT_SERVICES = frozenset(

@@ -13,7 +13,7 @@ from tests.support.processes import Service, free_port, wait_until
 
 
 class FcmSandbox:
-    """`python -m services.pusher.sandbox` on 127.0.0.1:<free port>, stopped by PID."""
+    """`python -m services.fcm_sandbox` on 127.0.0.1:<free port>, stopped by PID."""
 
     def __init__(self, log_dir: Path | None = None) -> None:
         self.port = free_port()
@@ -28,7 +28,7 @@ class FcmSandbox:
             return self
         self._service = service = Service(
             f"fcm-sandbox-{self.port}",
-            ["-m", "services.pusher.sandbox"],
+            ["-m", "services.fcm_sandbox"],
             environment.service_env(
                 OFFLOAD_SANDBOX_HOST="127.0.0.1",
                 OFFLOAD_SANDBOX_PORT=str(self.port),

@@ -5,7 +5,7 @@ from uuid import UUID
 from pydantic import field_validator
 
 from services.common.contracts import TaskContract, TaskPayload
-from services.common.urls import normalize_blog_url
+from services.common.contracts.blog_url import normalize_blog_url
 
 JOB_KIND = "analysis"
 

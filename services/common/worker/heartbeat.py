@@ -16,7 +16,7 @@ from typing import Any
 from celery import Celery, bootsteps
 from celery.beat import PersistentScheduler
 
-from services.common import heartbeat
+from services.common import heartbeat_file
 from services.common.config import ServiceSettings
 
 HEARTBEAT_FILE = "offload_heartbeat_file"
@@ -26,7 +26,7 @@ HEARTBEAT_INTERVAL_S = "offload_heartbeat_interval_s"
 def configure(app: Celery, settings: ServiceSettings, *, beat: bool) -> None:
     """Give beat's app the heartbeat scheduler, a worker pool's app the consumer bootstep."""
     role = "beat" if beat else "worker"
-    app.conf[HEARTBEAT_FILE] = str(heartbeat.path_for(settings.heartbeat_file, role))
+    app.conf[HEARTBEAT_FILE] = str(heartbeat_file.path_for(settings.heartbeat_file, role))
     app.conf[HEARTBEAT_INTERVAL_S] = settings.heartbeat_interval_s
     if beat:
         app.conf.beat_scheduler = f"{__name__}:HeartbeatScheduler"
@@ -46,18 +46,18 @@ class ConsumerHeartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
         self._tref: Any = None
 
     def start(self, c: Any) -> None:
-        heartbeat.touch(self.path)
+        heartbeat_file.touch(self.path)
         self._tref = c.timer.call_repeatedly(self.interval_s, self._beat, (c,))
 
     def _beat(self, c: Any) -> None:
         if c.connection is not None and c.connection.connected:
-            heartbeat.touch(self.path)
+            heartbeat_file.touch(self.path)
 
     def stop(self, c: Any) -> None:
         if self._tref is not None:
             c.timer.cancel(self._tref)
             self._tref = None
-        heartbeat.remove(self.path)
+        heartbeat_file.remove(self.path)
 
     shutdown = stop
 
@@ -86,11 +86,11 @@ class HeartbeatScheduler(PersistentScheduler):  # type: ignore[misc]
     def tick(self, *args: Any, **kwargs: Any) -> float:
         interval = float(super().tick(*args, **kwargs))
         if self._published:
-            heartbeat.touch(self.heartbeat_path)
+            heartbeat_file.touch(self.heartbeat_path)
         else:
-            heartbeat.remove(self.heartbeat_path)
+            heartbeat_file.remove(self.heartbeat_path)
         return interval
 
     def close(self) -> None:
         super().close()
-        heartbeat.remove(self.heartbeat_path)
+        heartbeat_file.remove(self.heartbeat_path)

@@ -1,0 +1,119 @@
+"""Reports as the gateway handles them: accept a spec (a job), read status, find the file."""
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from services.common.contracts.reports import JOB_KIND, PLAN_REPORT, ReportSpec
+from services.gateway.errors import ReportGone, ReportNotFound
+from services.gateway.ids import parse_id
+from services.gateway.jobs.service import Idempotency, JobRepository
+from services.gateway.messaging.publisher import Publisher
+
+VIEW = (
+    "SELECT r.id, r.status, r.pages, r.chunks_done, r.chunks_total, r.bytes, r.expires_at, "
+    "r.file_key, r.job_id, j.status AS job_status, j.error_code, j.error_message "
+    "FROM reports r JOIN jobs j ON j.id = r.job_id WHERE r.id = %s"
+)
+
+
+def report_view(row: dict[str, Any]) -> dict[str, Any]:
+    """Public shape; a failed or cancelled job shows through as the report's status."""
+    status = row["status"]
+    if row["job_status"] in ("failed", "cancelled") and status not in ("ready", "expired"):
+        status = row["job_status"]
+    error = None
+    if status == "failed" and row["error_code"]:
+        error = {"code": row["error_code"], "message": row["error_message"] or ""}
+    ready = status == "ready"
+    return {
+        "report_id": str(row["id"]),
+        "job_id": str(row["job_id"]),
+        "status": status,
+        "pages": row["pages"],
+        "chunks_done": row["chunks_done"],
+        "chunks_total": row["chunks_total"],
+        "bytes": row["bytes"] if ready else None,
+        "download_url": f"/v1/reports/{row['id']}/file" if ready else None,
+        "expires_at": row["expires_at"] if ready else None,
+        "error": error,
+    }
+
+
+class ReportRepository:
+    def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
+        self._pool = pool
+
+    async def submit(
+        self,
+        spec: ReportSpec,
+        upload_id: str,
+        owns_upload: bool,
+        jobs: JobRepository,
+        publisher: Publisher,
+        *,
+        request_id: str | None,
+        idempotency: Idempotency | None,
+    ) -> tuple[UUID, UUID]:
+        """Record the report and queue its plan task; (job id, report id)."""
+        report_id, job_id = uuid4(), uuid4()
+        columns = [column.model_dump(exclude_none=True) for column in spec.columns]
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO reports "
+                "(id, job_id, title, columns, group_by, upload_id, owns_upload) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (
+                    report_id,
+                    job_id,
+                    spec.title,
+                    Jsonb(columns),
+                    spec.group_by,
+                    upload_id,
+                    owns_upload,
+                ),
+            )
+        try:
+            submitted = await jobs.submit(
+                publisher,
+                PLAN_REPORT,
+                JOB_KIND,
+                {"report_id": str(report_id)},
+                priority="normal",
+                request_id=request_id,
+                idempotency=idempotency,
+                job_id=job_id,
+            )
+        except BaseException:
+            await self._delete(report_id)
+            raise
+        if not submitted.created:  # an idempotent replay: answer with the first report
+            await self._delete(report_id)
+            return submitted.job["id"], UUID(submitted.job["payload"]["report_id"])
+        return job_id, report_id
+
+    async def _delete(self, report_id: UUID) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute("DELETE FROM reports WHERE id = %s", (report_id,))
+
+    async def get(self, report_id: str) -> dict[str, Any]:
+        uid = parse_id(report_id, ReportNotFound, "report")
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(VIEW, (uid,))
+            row = await cur.fetchone()
+        if row is None:
+            raise ReportNotFound(f"no report with id {report_id}")
+        return row
+
+    async def file_key(self, report_id: str) -> tuple[str, int]:
+        """The storage key and size of a ready, unexpired report; ReportGone otherwise."""
+        row = await self.get(report_id)
+        expired = row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC)
+        if row["status"] != "ready" or expired or row["file_key"] is None:
+            raise ReportGone(f"report {report_id} has no file ({row['status']})")
+        return row["file_key"], int(row["bytes"])
