@@ -8,7 +8,7 @@ from psycopg import Connection
 
 from services.common.rowfiles import canonical_id, stale_uploads, upload_prefix
 from services.common.storage import Storage
-from services.pdfgen import reports
+from services.common.store import reports
 
 log = logging.getLogger(__name__)
 

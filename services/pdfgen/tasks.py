@@ -22,7 +22,8 @@ from services.common.storage import Storage, storage_from_settings
 from services.common.worker.jobtask import JobContext, JobTask
 from services.common.worker.resources import resources
 from services.common.worker.signals import header
-from services.pdfgen import reports, retention
+from services.common.store import reports
+from services.pdfgen import retention
 from services.pdfgen.errors import PdfgenError
 from services.pdfgen.layout import Column, Layout, layout_for
 from services.pdfgen.memory import peak_bytes, reset_peak

@@ -2,7 +2,7 @@
 since it last moved forward, and a scrape that answers whatever the database does.
 
 Campaigns and reports are built with the stores the workers use (services/pusher/campaigns.py,
-services/pdfgen/reports.py); `rewind` moves an item's recorded history into the past, as if
+services/common/store/reports.py); `rewind` moves an item's recorded history into the past, as if
 every step had happened `seconds` earlier.
 """
 
@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from services.common.jobs import FINISH_JOB, INSERT_JOB, START_JOB
 from services.ops.exporter import QUERY
-from services.pdfgen import reports
+from services.common.store import reports
 from services.pusher import campaigns
 from tests.support import environment
 from tests.support.processes import Service, free_port, wait_until

@@ -5,21 +5,14 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.common.contracts.reports import JOB_KIND, PLAN_REPORT, ReportSpec
+from services.common.store import reports
 from services.gateway.errors import ReportGone, ReportNotFound
 from services.gateway.ids import parse_id
 from services.gateway.jobs.service import Idempotency, JobRepository
 from services.gateway.messaging.publisher import Publisher
-
-VIEW = (
-    "SELECT r.id, r.status, r.pages, r.chunks_done, r.chunks_total, r.bytes, r.expires_at, "
-    "r.file_key, r.job_id, j.status AS job_status, j.error_code, j.error_message "
-    "FROM reports r JOIN jobs j ON j.id = r.job_id WHERE r.id = %s"
-)
 
 
 def report_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -64,19 +57,15 @@ class ReportRepository:
         report_id, job_id = uuid4(), uuid4()
         columns = [column.model_dump(exclude_none=True) for column in spec.columns]
         async with self._pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO reports "
-                "(id, job_id, title, columns, group_by, upload_id, owns_upload) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (
-                    report_id,
-                    job_id,
-                    spec.title,
-                    Jsonb(columns),
-                    spec.group_by,
-                    upload_id,
-                    owns_upload,
-                ),
+            await reports.insert(
+                conn,
+                report_id,
+                job_id,
+                title=spec.title,
+                columns=columns,
+                group_by=spec.group_by,
+                upload_id=upload_id,
+                owns_upload=owns_upload,
             )
         try:
             submitted = await jobs.submit(
@@ -99,13 +88,12 @@ class ReportRepository:
 
     async def _delete(self, report_id: UUID) -> None:
         async with self._pool.connection() as conn:
-            await conn.execute("DELETE FROM reports WHERE id = %s", (report_id,))
+            await reports.delete(conn, report_id)
 
     async def get(self, report_id: str) -> dict[str, Any]:
         uid = parse_id(report_id, ReportNotFound, "report")
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(VIEW, (uid,))
-            row = await cur.fetchone()
+        async with self._pool.connection() as conn:
+            row = await reports.fetch_view(conn, uid)
         if row is None:
             raise ReportNotFound(f"no report with id {report_id}")
         return row

@@ -1,5 +1,8 @@
-"""Report state as the pdfgen workers see it: plan, chunk completion (the fan-in counter),
-merge and readiness; every transition guarded so redeliveries are harmless.
+"""The reports and report_chunks tables: the only code that writes them.
+
+The gateway records a report (async) when it accepts one; the pdfgen workers move it on
+(sync): plan, chunk completion (the fan-in counter), merge and readiness, every transition
+guarded so redeliveries are harmless.
 
 Each step forward (planned, a chunk rendered, merge started) also sets progressed_at in the
 statement that records it, for the exporter's stall gauge; creation sets it by default.
@@ -8,9 +11,16 @@ statement that records it, for the exporter's stall gauge; creation sets it by d
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import AsyncConnection, Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+
+# A report as the gateway shows it, with its job's status (a failed job shows through).
+SELECT_VIEW = (
+    "SELECT r.id, r.status, r.pages, r.chunks_done, r.chunks_total, r.bytes, r.expires_at, "
+    "r.file_key, r.job_id, j.status AS job_status, j.error_code, j.error_message "
+    "FROM reports r JOIN jobs j ON j.id = r.job_id WHERE r.id = %s"
+)
 
 
 def chunk_key(report_id: UUID, chunk_no: int) -> str:
@@ -137,3 +147,34 @@ def take_expired(conn: Connection[Any], limit: int = 100) -> list[dict[str, Any]
             "RETURNING id, upload_id, owns_upload",
             (limit,),
         ).fetchall()
+
+
+async def insert(
+    conn: AsyncConnection[Any],
+    report_id: UUID,
+    job_id: UUID,
+    *,
+    title: str,
+    columns: list[dict[str, Any]],
+    group_by: str | None,
+    upload_id: str,
+    owns_upload: bool,
+) -> None:
+    """Record an accepted report (queued) before its job is published."""
+    await conn.execute(
+        "INSERT INTO reports (id, job_id, title, columns, group_by, upload_id, owns_upload) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (report_id, job_id, title, Jsonb(columns), group_by, upload_id, owns_upload),
+    )
+
+
+async def delete(conn: AsyncConnection[Any], report_id: UUID) -> None:
+    """Forget a report whose job was never accepted (or was an idempotent replay)."""
+    await conn.execute("DELETE FROM reports WHERE id = %s", (report_id,))
+
+
+async def fetch_view(conn: AsyncConnection[Any], report_id: UUID) -> dict[str, Any] | None:
+    """The report with its job's status, or None."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SELECT_VIEW, (report_id,))
+        return await cur.fetchone()
