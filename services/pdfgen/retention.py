@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import Connection
+from psycopg_pool import ConnectionPool
 
 from services.common.rowfiles import canonical_id, stale_uploads, upload_prefix
 from services.common.storage import Storage
@@ -44,3 +45,12 @@ def remove_expired_uploads(
     if removed:
         log.info("removed %d expired uploads", removed)
     return removed
+
+
+def cleanup(pool: ConnectionPool, storage: Storage, upload_ttl_s: int) -> dict[str, int]:
+    """Remove expired reports, then expired uploads; how many of each went."""
+    with pool.connection() as conn:
+        return {
+            "reports": remove_expired_reports(conn, storage),
+            "uploads": remove_expired_uploads(conn, storage, upload_ttl_s),
+        }
