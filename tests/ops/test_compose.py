@@ -18,6 +18,7 @@ from services.ops import healthcheck
 from services.ops.cli import cli
 from tests.support.deployment import (
     CONTRACT_SERVICES,
+    DOCKERFILE,
     ENV_EXAMPLE,
     FOREIGN_VARIABLES,
     POOLS,
@@ -27,6 +28,7 @@ from tests.support.deployment import (
     cli_variables,
     command,
     docker_compose,
+    dockerfile_stages,
     duration_s,
     env_names,
     environment,
@@ -217,13 +219,21 @@ def test_pools_scale_and_only_the_gateway_is_published_beyond_loopback(
     assert services["pdfgen"]["mem_limit"] == "512m"
 
 
-def test_images_are_built_from_their_dockerfiles(services: dict[str, Any]) -> None:
+def test_images_are_built_from_the_dockerfile_with_their_image_argument(
+    services: dict[str, Any],
+) -> None:
+    stages = dockerfile_stages()
     for name, role in ROLES.items():
         service = services[name]
         assert service["image"] == f"{role.image}:{VERSION}", name
-        assert Path(service["build"]["context"]) == REPO, name
-        assert service["build"]["dockerfile"] == role.dockerfile, name
-        assert (REPO / role.dockerfile).is_file(), f"{role.dockerfile} does not exist"
+        build = service["build"]
+        assert Path(build["context"]) == REPO, name
+        assert REPO / build["dockerfile"] == DOCKERFILE, name
+        # IMAGE alone picks the lock file and the image's stage (the last one is FROM ${IMAGE}):
+        # no --target, no other argument that could disagree with it.
+        assert build.get("args") == {"IMAGE": role.build_arg}, name
+        assert "target" not in build, name
+        assert role.build_arg in stages, f"{name}: the Dockerfile has no stage {role.build_arg}"
 
 
 def _module_runs(module: str) -> bool:

@@ -1,13 +1,17 @@
 """The container images, checked without a Docker engine.
 
-Each Dockerfile is parsed and held to the image contract (stages, user, health check, command,
-environment, ports); each lock file is resolved again from pyproject.toml; and each image's
-runtime venv is built the way its builder stage builds it (uv, the lock file, then the project
-with --no-deps) to import everything the image runs and to list the native libraries it needs.
-uv works from its cache first and goes to the index only for what the cache lacks.
+Every image is built from the one Dockerfile at the repository root with `--build-arg
+IMAGE=<name>`. For each image the stages that build produces are resolved from the Dockerfile
+the way the builder resolves them (global ARGs in FROM lines, a stage's own ARGs and the ENV it
+inherits in its instructions) and held to the image contract (stages, user, health check,
+command, environment, ports); each lock file is resolved again from pyproject.toml; and each
+image's runtime venv is built the way its builder stage builds it (uv, the lock file, then the
+project with --no-deps) to import everything the image runs and to list the native libraries it
+needs. uv works from its cache first and goes to the index only for what the cache lacks.
 """
 
 import fnmatch
+import functools
 import importlib.util
 import json
 import os
@@ -18,13 +22,14 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from dockerfile_parse import DockerfileParser
+from dockerfile_parse.util import extract_key_values
 
 from services.ops import healthcheck
 from services.pdfgen import fonts
+from tests.support.deployment import DOCKERFILE
 
 ROOT = Path(__file__).resolve().parents[2]
 UV = Path(sys.executable).with_name("uv")
@@ -35,9 +40,9 @@ METRICS_DIR = "/run/offload/metrics"
 
 @dataclass(frozen=True)
 class Image:
+    # The IMAGE build argument: it names the image's stage and its lock file
+    # (requirements/<name>.txt).
     name: str
-    dockerfile: str
-    lock: str
     healthcheck: list[str]
     ports: set[str]
     pool: bool
@@ -53,8 +58,6 @@ class Image:
 IMAGES = [
     Image(
         "gateway",
-        "services/gateway/Dockerfile",
-        "gateway",
         ["http", "http://127.0.0.1:8000/readyz"],
         {"8000"},
         pool=False,
@@ -65,8 +68,6 @@ IMAGES = [
     ),
     Image(
         "analyzer",
-        "services/analyzer/Dockerfile",
-        "analyzer",
         ["worker"],
         {"9100"},
         pool=True,
@@ -76,8 +77,6 @@ IMAGES = [
         forbidden={"fastapi", "aio-pika", "reportlab", "pypdf", "firebase-admin", "boto3"},
     ),
     Image(
-        "pusher",
-        "services/pusher/Dockerfile",
         "pusher",
         ["worker"],
         {"9100", "9099"},
@@ -94,8 +93,6 @@ IMAGES = [
     ),
     Image(
         "pdfgen",
-        "services/pdfgen/Dockerfile",
-        "pdfgen",
         ["worker"],
         {"9100"},
         pool=True,
@@ -105,8 +102,6 @@ IMAGES = [
         forbidden={"fastapi", "uvicorn", "aio-pika", "firebase-admin", "extruct"},
     ),
     Image(
-        "platform",
-        "services/ops/Dockerfile",
         "platform",
         ["beat"],
         {"9100"},
@@ -130,31 +125,110 @@ BY_NAME = {image.name: image for image in IMAGES}
 each_image = pytest.mark.parametrize("image", IMAGES, ids=[image.name for image in IMAGES])
 
 
-# --- Dockerfiles ---------------------------------------------------------------------------------
+# --- The Dockerfile ------------------------------------------------------------------------------
 
 
-def instructions(image: Image) -> list[dict[str, Any]]:
-    parsed = DockerfileParser(path=str(ROOT / image.dockerfile))
-    return [i for i in parsed.structure if i["instruction"] != "COMMENT"]
+@dataclass(frozen=True)
+class Stage:
+    """One FROM and what follows it, as written (comments left out)."""
+
+    name: str | None
+    base: str
+    instructions: tuple[tuple[str, str], ...]
 
 
-def stages(image: Image) -> list[list[dict[str, Any]]]:
-    """Instructions grouped by FROM."""
-    grouped: list[list[dict[str, Any]]] = []
-    for instruction in instructions(image):
-        if instruction["instruction"] == "FROM":
-            grouped.append([])
-        grouped[-1].append(instruction)
-    return grouped
+@functools.cache
+def dockerfile() -> tuple[dict[str, str | None], tuple[Stage, ...]]:
+    """The Dockerfile's global ARGs (name -> default, None without one) and its stages."""
+    global_args: dict[str, str | None] = {}
+    stages: list[Stage] = []
+    for item in DockerfileParser(path=str(DOCKERFILE)).structure:
+        kind, value = item["instruction"], str(item["value"])
+        if kind == "COMMENT":
+            continue
+        if kind == "FROM":
+            words = value.split()
+            named = len(words) == 3 and words[1].lower() == "as"
+            stages.append(Stage(words[2].lower() if named else None, words[0], ()))
+        elif not stages:
+            assert kind == "ARG", f"{kind} before the first FROM"
+            key, eq, default = value.partition("=")
+            global_args[key] = default if eq else None
+        else:
+            last = stages[-1]
+            stages[-1] = Stage(last.name, last.base, (*last.instructions, (kind, value)))
+    return global_args, tuple(stages)
 
 
-def values(stage: list[dict[str, Any]], name: str) -> list[str]:
-    return [str(i["value"]) for i in stage if i["instruction"] == name]
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+# Instructions the builder (or, for RUN, the shell) expands variables in. CMD, ENTRYPOINT and
+# HEALTHCHECK are exec form here: nothing expands them.
+_EXPANDED = frozenset({"COPY", "ADD", "RUN", "WORKDIR", "USER", "EXPOSE", "STOPSIGNAL", "LABEL"})
 
 
-def runtime_env(image: Image) -> dict[str, str]:
-    envs: dict[str, str] = DockerfileParser(path=str(ROOT / image.dockerfile)).envs
-    return envs
+def _expand(text: str, variables: dict[str, str]) -> str:
+    """Variables replaced as the builder does; an undeclared one is empty."""
+    return _VARIABLE.sub(lambda m: variables.get(m[1] or m[2], ""), text)
+
+
+@dataclass(frozen=True)
+class Build:
+    """What `docker build --build-arg IMAGE=<image>` produces for one stage: the registry image
+    at its root, the stages stacked on it (root first) and their instructions, expanded."""
+
+    base: str
+    stages: tuple[str | None, ...]
+    instructions: tuple[tuple[str, str], ...]
+    env: dict[str, str]
+
+
+def build(image: Image, target: str | None = None) -> Build:
+    """`target` (a stage name), or the image itself: the Dockerfile's last stage."""
+    global_args, stages = dockerfile()
+    build_args = {"IMAGE": image.name}
+    # What FROM lines see: the global ARGs, given a value by the build or by their default.
+    from_args = {k: build_args.get(k, v or "") for k, v in global_args.items()}
+    index = len(stages) - 1 if target is None else [s.name for s in stages].index(target)
+    chain = [stages[index]]
+    while True:
+        base = _expand(chain[0].base, from_args).lower()
+        # A FROM names an earlier stage, or else an image from a registry.
+        earlier = [s for s in stages[: stages.index(chain[0])] if s.name == base]
+        if not earlier:
+            break
+        chain.insert(0, earlier[-1])
+    env: dict[str, str] = {}
+    instructions: list[tuple[str, str]] = []
+    for stage in chain:
+        args: dict[str, str] = {}  # ARGs are per stage; ENV is inherited by a stage built on it
+        for kind, value in stage.instructions:
+            if kind == "ARG":
+                key, eq, default = value.partition("=")
+                if key in build_args:
+                    args[key] = build_args[key]
+                elif eq:
+                    args[key] = _expand(default, {**args, **env})
+                elif global_args.get(key) is not None:
+                    args[key] = str(global_args[key])
+            elif kind == "ENV":
+                pairs = extract_key_values(
+                    env_replace=True, args=args, envs=env, instruction_value=value
+                )
+                env.update(pairs)
+                value = " ".join(f"{k}={v}" for k, v in pairs)
+            elif kind in _EXPANDED:
+                value = _expand(value, {**args, **env})
+            instructions.append((kind, value))
+    return Build(
+        _expand(chain[0].base, from_args),
+        tuple(s.name for s in chain),
+        tuple(instructions),
+        env,
+    )
+
+
+def values(built: Build, name: str) -> list[str]:
+    return [value for kind, value in built.instructions if kind == name]
 
 
 def copy_args(value: str) -> tuple[dict[str, str], list[str], str]:
@@ -165,11 +239,33 @@ def copy_args(value: str) -> tuple[dict[str, str], list[str], str]:
     return flags, paths[:-1], paths[-1]
 
 
+def builder(image: Image) -> Build:
+    """The stage the image copies its venv and sources from."""
+    (name,) = {copy_args(v)[0].get("from") for v in values(build(image), "COPY")}
+    assert name is not None, "the runtime copies from the build context"
+    return build(image, name)
+
+
+def test_the_image_argument_alone_selects_each_image() -> None:
+    global_args, stages = dockerfile()
+    # IMAGE, without a default: a build that forgets it stops rather than building some image.
+    assert global_args == {"IMAGE": None}
+    assert (stages[-1].name, stages[-1].base) == (None, "${IMAGE}")
+    assert set(BY_NAME) <= {stage.name for stage in stages}
+    for image in IMAGES:
+        # Each image stacks its own stage and no other image's.
+        assert [s for s in build(image).stages if s in BY_NAME] == [image.name]
+    # Every stage goes into some image: no copy left over that nothing builds.
+    used = {s for image in IMAGES for s in (*build(image).stages, *builder(image).stages)}
+    assert used == {stage.name for stage in stages}
+
+
 @each_image
 def test_builds_in_stages_and_runs_as_offload(image: Image) -> None:
-    assert len(stages(image)) >= 2
-    runtime = stages(image)[-1]
-    assert all(stage[0]["value"].split()[0] == BASE_IMAGE for stage in stages(image))
+    runtime, build_stage = build(image), builder(image)
+    assert (runtime.base, build_stage.base) == (BASE_IMAGE, BASE_IMAGE)
+    # uv, the build's caches and the project metadata stay in the builder.
+    assert not set(build_stage.stages) & set(runtime.stages)
     # Numeric, so Kubernetes' runAsNonRoot can verify it; the user exists with that uid.
     assert values(runtime, "USER")[-1].split(":") == [USER_ID, USER_ID]
     setup = " ".join(values(runtime, "RUN"))
@@ -186,10 +282,12 @@ def test_builds_in_stages_and_runs_as_offload(image: Image) -> None:
 
 @each_image
 def test_installs_its_own_lock_and_the_project_without_dependencies(image: Image) -> None:
-    builder = stages(image)[0]
-    installs = [v for v in values(builder, "RUN") if "uv pip install" in v]
+    stage = builder(image)
+    locks = [s for v in values(stage, "COPY") for s in copy_args(v)[1] if "requirements" in s]
+    assert locks == [f"requirements/{image.name}.txt"]
+    installs = [v for v in values(stage, "RUN") if "uv pip install" in v]
     assert len(installs) == 2, installs
-    assert f"-r requirements/{image.lock}.txt" in installs[0]
+    assert f"-r requirements/{image.name}.txt" in installs[0]
     assert "--no-deps -e ." in installs[1]
     assert all("--python /opt/venv/bin/python" in v for v in installs)
 
@@ -197,22 +295,22 @@ def test_installs_its_own_lock_and_the_project_without_dependencies(image: Image
 @each_image
 def test_copies_only_what_exists_in_the_build_context(image: Image) -> None:
     patterns = dockerignore()
-    for value in values([i for s in stages(image) for i in s], "COPY"):
+    for value in values(builder(image), "COPY") + values(build(image), "COPY"):
         flags, sources, _ = copy_args(value)
         if "from" in flags:
             continue
         for source in sources:
             path = ROOT / source
-            assert path.exists(), f"{image.dockerfile}: COPY {source}: no such path"
+            assert path.exists(), f"{image.name}: COPY {source}: no such path"
             files = [path] if path.is_file() else [p for p in path.rglob("*.py")]
             kept = [p for p in files if not ignored(str(p.relative_to(ROOT)), patterns)]
-            assert kept, f"{image.dockerfile}: COPY {source}: left out by .dockerignore"
+            assert kept, f"{image.name}: COPY {source}: left out by .dockerignore"
 
 
 @each_image
 def test_runtime_environment_and_ports(image: Image) -> None:
-    runtime = stages(image)[-1]
-    env = runtime_env(image)
+    runtime = build(image)
+    env = runtime.env
     assert env["PATH"].startswith("/opt/venv/bin:")
     assert env["PYTHONUNBUFFERED"] == "1"
     assert env["PROMETHEUS_MULTIPROC_DIR"] == METRICS_DIR
@@ -222,17 +320,21 @@ def test_runtime_environment_and_ports(image: Image) -> None:
     if image.name == "gateway":
         assert env["OFFLOAD_GATEWAY_HOST"] == "0.0.0.0"
         assert env["OFFLOAD_GATEWAY_PORT"] == "8000"
+        assert "OFFLOAD_METRICS_PORT" not in env
     assert {port for v in values(runtime, "EXPOSE") for port in v.split()} == image.ports
 
 
 @each_image
 def test_signals_reach_the_service(image: Image) -> None:
-    runtime = stages(image)[-1]
+    runtime = build(image)
     assert values(runtime, "STOPSIGNAL") == ["SIGTERM"]
     # tini (PID 1) forwards SIGTERM to the exec-form command and reaps orphaned children.
     assert [json.loads(v) for v in values(runtime, "ENTRYPOINT")] == [["tini", "--"]]
     assert "apt-get install -y --no-install-recommends tini" in " ".join(values(runtime, "RUN"))
     (cmd,) = values(runtime, "CMD")
+    # Setting ENTRYPOINT clears an inherited CMD: it must come first.
+    kinds = [kind for kind, _ in runtime.instructions]
+    assert kinds.index("ENTRYPOINT") < kinds.index("CMD")
     argv = json.loads(cmd)  # exec form: a JSON array, no shell in between
     assert argv[:2] == ["python", "-m"]
     assert runnable_module(argv[2]), f"{argv[2]} cannot run with python -m"
@@ -247,13 +349,13 @@ def test_only_pdfgen_installs_the_report_fonts_where_it_looks_for_them(image: Im
         assert found.returncode == 0, f"no Debian package holds {path}: {found.stderr}"
         owners.add(found.stdout.split(":")[0])
     assert owners == {"fonts-nanum"}
-    installs = " ".join(values(stages(image)[-1], "RUN"))
+    installs = " ".join(values(build(image), "RUN"))
     assert ("fonts-nanum" in installs) == (image.name == "pdfgen")
 
 
 @each_image
 def test_healthcheck_runs_a_real_check(image: Image) -> None:
-    (value,) = values(stages(image)[-1], "HEALTHCHECK")
+    (value,) = values(build(image), "HEALTHCHECK")
     options, command = re.split(r"\s+CMD\s+", value, maxsplit=1)
     assert {"--interval", "--timeout", "--start-period", "--retries"} == {
         option.split("=")[0] for option in options.split()
@@ -328,7 +430,7 @@ def test_dockerignore_sends_only_sources_and_locks() -> None:
         "services/common/migrations/script.py.mako",
         "pyproject.toml",
         "README.md",
-        *(f"requirements/{image.lock}.txt" for image in IMAGES),
+        *(f"requirements/{image.name}.txt" for image in IMAGES),
     ):
         assert not ignored(path, patterns), f"{path} would be missing from the build"
 
@@ -366,7 +468,7 @@ def without_header(text: str) -> list[str]:
 
 def test_each_lock_is_what_pyproject_resolves_to(tmp_path: Path) -> None:
     locks = sorted(p.name for p in (ROOT / "requirements").glob("*.txt"))
-    assert locks == sorted(f"{image.lock}.txt" for image in IMAGES)
+    assert locks == sorted(f"{image.name}.txt" for image in IMAGES)
     for name in locks:  # uv keeps these pins unless pyproject.toml no longer allows them
         shutil.copy(ROOT / "requirements" / name, tmp_path / name)
     offline_first(["bash", "requirements/compile.sh", str(tmp_path)], UV=str(UV))
@@ -377,7 +479,7 @@ def test_each_lock_is_what_pyproject_resolves_to(tmp_path: Path) -> None:
 
 
 def locked(image: Image) -> set[str]:
-    text = (ROOT / "requirements" / f"{image.lock}.txt").read_text()
+    text = (ROOT / "requirements" / f"{image.name}.txt").read_text()
     return {m.group(1).lower() for m in re.finditer(r"^([A-Za-z0-9_.-]+)==", text, re.M)}
 
 
@@ -415,7 +517,7 @@ def image_venv(
     venv = tmp_path_factory.mktemp(f"venv-{image.name}")
     uv("venv", "--quiet", "--python", sys.executable, str(venv))
     python = str(venv / "bin" / "python")
-    uv("pip", "install", "--quiet", "--python", python, "-r", f"requirements/{image.lock}.txt")
+    uv("pip", "install", "--quiet", "--python", python, "-r", f"requirements/{image.name}.txt")
     uv("pip", "install", "--quiet", "--python", python, "--no-deps", "-e", ".")
     yield image, venv
     shutil.rmtree(venv, ignore_errors=True)

@@ -1,5 +1,6 @@
 """What the deployment tests share: docker-compose.yml resolved by docker-compose itself, the
-roles Offload's images play in it, and the environment variables each settings class reads."""
+roles Offload's images play in it, the Dockerfile's stages, and the environment variables each
+settings class reads."""
 
 import functools
 import os
@@ -16,6 +17,7 @@ from unittest import mock
 
 import typer
 import yaml
+from dockerfile_parse import DockerfileParser
 from pydantic_settings import BaseSettings
 
 from services.analyzer.config import AnalyzerSettings
@@ -29,6 +31,8 @@ from services.pusher.config import PusherSettings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
+# Every image is built from this one file: `--build-arg IMAGE=<name>` (see its header).
+DOCKERFILE = REPO / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
 K8S = REPO / "deploy/k8s"
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
@@ -39,22 +43,26 @@ class Role:
     """One of Offload's processes: the image it runs from and the settings it reads."""
 
     image: str
-    dockerfile: str
     settings: type[ServiceSettings]
     # The `offload` CLI reads a few variables through typer options, not settings.
     uses_cli: bool = False
 
+    @property
+    def build_arg(self) -> str:
+        """The Dockerfile's IMAGE build argument for this image: `offload/pdfgen` -> `pdfgen`."""
+        return self.image.removeprefix("offload/")
+
 
 ROLES: dict[str, Role] = {
-    "gateway": Role("offload/gateway", "services/gateway/Dockerfile", GatewaySettings),
-    "analyzer": Role("offload/analyzer", "services/analyzer/Dockerfile", AnalyzerSettings),
-    "pusher-bulk": Role("offload/pusher", "services/pusher/Dockerfile", PusherSettings),
-    "pusher-urgent": Role("offload/pusher", "services/pusher/Dockerfile", PusherSettings),
-    "fcm-sandbox": Role("offload/pusher", "services/pusher/Dockerfile", PusherSettings),
-    "pdfgen": Role("offload/pdfgen", "services/pdfgen/Dockerfile", PdfgenSettings),
-    "beat": Role("offload/platform", "services/ops/Dockerfile", ServiceSettings),
-    "exporter": Role("offload/platform", "services/ops/Dockerfile", ExporterSettings),
-    "migrate": Role("offload/platform", "services/ops/Dockerfile", ServiceSettings, True),
+    "gateway": Role("offload/gateway", GatewaySettings),
+    "analyzer": Role("offload/analyzer", AnalyzerSettings),
+    "pusher-bulk": Role("offload/pusher", PusherSettings),
+    "pusher-urgent": Role("offload/pusher", PusherSettings),
+    "fcm-sandbox": Role("offload/pusher", PusherSettings),
+    "pdfgen": Role("offload/pdfgen", PdfgenSettings),
+    "beat": Role("offload/platform", ServiceSettings),
+    "exporter": Role("offload/platform", ExporterSettings),
+    "migrate": Role("offload/platform", ServiceSettings, True),
 }
 # The compose services the operations contract names ("Compose service names").
 CONTRACT_SERVICES = frozenset(
@@ -68,6 +76,17 @@ CONTRACT_SERVICES = frozenset(
 POOLS = ("analyzer", "pusher-bulk", "pusher-urgent", "pdfgen")
 # The environment variables our containers may set that are not Offload settings.
 FOREIGN_VARIABLES = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
+
+
+def dockerfile_stages() -> list[str | None]:
+    """The Dockerfile's stages in order, by name (`FROM ... AS name`; None for an unnamed one)."""
+    names: list[str | None] = []
+    for instruction in DockerfileParser(path=str(DOCKERFILE)).structure:
+        if instruction["instruction"] == "FROM":
+            words = instruction["value"].split()
+            named = len(words) == 3 and words[1].lower() == "as"
+            names.append(words[2].lower() if named else None)
+    return names
 
 
 def docker_compose(env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
