@@ -26,8 +26,7 @@ def analyze(
     cached = cache.get_fresh(res.redis, url)
     if cached is not None:
         CACHE_LOOKUPS.labels("hit").inc()
-        result: dict[str, Any] = cached["result"]
-        return result
+        return cached.result
     CACHE_LOOKUPS.labels("miss").inc()
     with cache.crawl_lock(
         res.redis,
@@ -41,8 +40,7 @@ def analyze(
         cached = cache.get_fresh(res.redis, url)
         if cached is not None:
             log.info("another job crawled %s while this one waited", url)
-            result = cached["result"]
-            return result
+            return cached.result
         snapshot = asyncio.run(crawl_blog(url, settings, on_progress=job.progress))
         result = score_blog(
             snapshot, settings.score_weights, settings.score_references, now=datetime.now(UTC)

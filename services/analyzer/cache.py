@@ -4,7 +4,6 @@ The gateway reads the cache to answer repeats at once; workers write it and take
 that two jobs for one blog never crawl it twice at the same time (the second waits and reuses).
 """
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from uuid import UUID
 
 import redis
 
-from services.common.contracts.analysis import score_cache_key
+from services.common.contracts.analysis import ScoreCacheEntry, score_cache_key
 
 _RELEASE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -25,21 +24,18 @@ def lock_key(blog_url: str) -> str:
     return f"offload:analyzer:crawl-lock:{blog_url}"
 
 
-def get_fresh(client: "redis.Redis", blog_url: str) -> dict[str, Any] | None:
-    """The cached result for a blog if it is younger than the cache TTL."""
+def get_fresh(client: "redis.Redis", blog_url: str) -> ScoreCacheEntry | None:
+    """The cached score for a blog if it is younger than the cache TTL."""
     raw = cast(bytes | None, client.get(score_cache_key(blog_url)))
-    if raw is None:
-        return None
-    entry: dict[str, Any] = json.loads(raw)
-    return entry
+    return None if raw is None else ScoreCacheEntry.model_validate_json(raw)
 
 
 def put(
     client: "redis.Redis", blog_url: str, job_id: UUID, result: dict[str, Any], ttl_s: int
 ) -> None:
     """Cache a finished score, naming the job that produced it."""
-    entry = {"job_id": str(job_id), "result": result}
-    client.set(score_cache_key(blog_url), json.dumps(entry), ex=ttl_s)
+    entry = ScoreCacheEntry(job_id=job_id, result=result)
+    client.set(score_cache_key(blog_url), entry.model_dump_json(), ex=ttl_s)
 
 
 def _take(client: "redis.Redis", key: str, token: str, ttl_s: int) -> bool:

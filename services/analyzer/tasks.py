@@ -3,7 +3,6 @@
 from typing import Any
 
 from services.analyzer.analysis import analyze
-from services.analyzer.errors import AnalyzerError, TransientFetchError
 from services.analyzer.worker import app, settings
 from services.common.contracts.analysis import ANALYZE_BLOG, JOB_KIND, AnalyzeBlog
 from services.common.worker.jobtask import JobTask
@@ -12,8 +11,6 @@ from services.common.worker.resources import resources
 
 class AnalyzerTask(JobTask):
     abstract = True
-    retry_on = (TransientFetchError,)
-    fail_on = (AnalyzerError,)
     retry_backoff_s = float(settings.retry_backoff_s)
     max_retries = settings.max_retries
 

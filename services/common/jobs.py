@@ -1,8 +1,10 @@
 """The job table: the system of record for every job's status, progress, result and error.
 
-Workers use `JobStore` (sync psycopg); the gateway runs the same SQL through its async pool.
-Every transition is guarded by the current status, so a cancelled job stays cancelled whatever
-a worker that did not notice yet tries to write.
+This module is the only code that writes `jobs`. The statements are functions that take the
+connection to run on, so a campaign's or report's transaction includes its job's transition:
+sync ones for the workers, async ones for the gateway. `JobStore` is the workers' handle on
+them over a connection pool. Every transition is guarded by the current status, so a
+cancelled job stays cancelled whatever a worker that did not notice yet tries to write.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from psycopg import AsyncConnection, Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -59,13 +61,27 @@ START_JOB = (
     "WHERE id = %s AND status IN ('queued', 'running') RETURNING id"
 )
 
+INSERT_JOBS = (
+    "INSERT INTO jobs (id, kind, status, payload, priority, request_id) "
+    "SELECT id, kind, 'queued', payload, priority, request_id "
+    "FROM unnest(%s::uuid[], %s::text[], %s::jsonb[], %s::smallint[], %s::text[]) "
+    "AS t(id, kind, payload, priority, request_id) "
+    f"RETURNING {JOB_COLUMNS}"
+)
+
 PROGRESS_JOB = (
     "UPDATE jobs SET progress_done = %s, progress_total = %s, heartbeat_at = now() "
     "WHERE id = %s AND status = 'running' RETURNING id"
 )
 
+REOPEN_JOB = (
+    "UPDATE jobs SET status = 'queued', error_code = NULL, error_message = NULL, "
+    "finished_at = NULL WHERE id = %s AND status = 'failed'"
+)
+
 FINISH_JOB = (
     "UPDATE jobs SET status = %s, result = %s, error_code = %s, error_message = %s, "
+    "progress_done = coalesce(%s, progress_done), progress_total = coalesce(%s, progress_total), "
     "finished_at = now(), heartbeat_at = now() "
     "WHERE id = %s AND status IN ('queued', 'running') RETURNING id"
 )
@@ -84,31 +100,103 @@ SWEEP_STALE = (
 )
 
 
-def job_view(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The public shape of a job row (what GET /v1/jobs/{id} returns)."""
-    done, total = row["progress_done"], row["progress_total"]
-    error = None
-    if row["error_code"] and row["status"] in (JobStatus.FAILED, JobStatus.CANCELLED):
-        error = {"code": row["error_code"], "message": row["error_message"] or ""}
-    return {
-        "job_id": str(row["id"]),
-        "kind": row["kind"],
-        "status": row["status"],
-        "progress": {"done": done, "total": total} if total is not None else None,
-        "result": row["result"],
-        "error": error,
-        "created_at": _iso(row["created_at"]),
-        "started_at": _iso(row["started_at"]),
-        "finished_at": _iso(row["finished_at"]),
-    }
+# (id, kind, payload, priority, request id): a queued job as the gateway records it.
+NewJob = tuple[UUID, str, Jsonb, int, str | None]
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+# Sync: the workers' transitions, on a connection the caller holds (its transaction, if any).
+
+
+def start(conn: Connection[Any], job_id: UUID) -> StartOutcome:
+    """Mark the job running unless it was cancelled or already finished."""
+    # Two tries: the row may appear (gateway insert) between the update and the select.
+    for _ in range(2):
+        if conn.execute(START_JOB, (job_id,)).fetchone():
+            return StartOutcome.STARTED
+        row = conn.execute("SELECT status FROM jobs WHERE id = %s", (job_id,)).fetchone()
+        if row is None:
+            return StartOutcome.MISSING
+        if row[0] == JobStatus.CANCELLED:
+            return StartOutcome.CANCELLED
+        if row[0] in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            return StartOutcome.FINISHED
+    return StartOutcome.FINISHED
+
+
+def record_progress(conn: Connection[Any], job_id: UUID, done: int, total: int) -> bool:
+    """Record progress; False when the job is no longer running (cancelled or settled)."""
+    return conn.execute(PROGRESS_JOB, (done, total, job_id)).fetchone() is not None
+
+
+def finish(
+    conn: Connection[Any],
+    job_id: UUID,
+    status: JobStatus,
+    *,
+    result: Mapping[str, Any] | None = None,
+    code: str | None = None,
+    message: str | None = None,
+    progress: tuple[int, int] | None = None,
+) -> bool:
+    """Settle a queued or running job; False if it had already been settled (or cancelled)."""
+    payload = Jsonb(json.loads(json.dumps(result))) if result is not None else None
+    done, total = progress if progress is not None else (None, None)
+    row = conn.execute(FINISH_JOB, (status, payload, code, message, done, total, job_id)).fetchone()
+    return row is not None
+
+
+def schedule_retry(conn: Connection[Any], job_id: UUID, delay_s: float, reason: str) -> None:
+    """Keep a job that waits for a retry from looking dead to the sweeper."""
+    conn.execute(HEARTBEAT_UNTIL, (delay_s, f"retrying: {reason}", job_id))
+
+
+def sweep(conn: Connection[Any], kind: str, stale_after_s: float) -> list[UUID]:
+    """Fail running jobs of `kind` whose worker has been silent for `stale_after_s`."""
+    rows = conn.execute(SWEEP_STALE, (int(stale_after_s), kind, stale_after_s)).fetchall()
+    return [row[0] for row in rows]
+
+
+def reopen(conn: Connection[Any], job_id: str | UUID) -> None:
+    """Queue a failed job again (its dead letter is being re-driven)."""
+    conn.execute(REOPEN_JOB, (job_id,))
+
+
+# Async: the gateway's writes.
+
+
+async def insert(conn: AsyncConnection[Any], job: NewJob) -> dict[str, Any]:
+    """Record one queued job; the inserted row."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(INSERT_JOB, job)
+        row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def insert_many(conn: AsyncConnection[Any], jobs: list[NewJob]) -> dict[UUID, dict[str, Any]]:
+    """Record many queued jobs in one statement; the inserted rows by id."""
+    columns = [list(column) for column in zip(*jobs, strict=True)]
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(INSERT_JOBS, columns)
+        return {row["id"]: row for row in await cur.fetchall()}
+
+
+async def cancel(conn: AsyncConnection[Any], job_id: UUID) -> dict[str, Any] | None:
+    """Cancel a queued or running job; its row, or None if it was not active."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(CANCEL_JOB, (job_id,))
+        return await cur.fetchone()
+
+
+async def fetch(conn: AsyncConnection[Any], job_id: UUID) -> dict[str, Any] | None:
+    """The job row, or None."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SELECT_JOB, (job_id,))
+        return await cur.fetchone()
 
 
 class JobStore:
-    """Job transitions as seen from a worker process."""
+    """The workers' handle on the job table: each call runs on a connection from the pool."""
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
@@ -120,51 +208,27 @@ class JobStore:
     def start(self, job_id: UUID) -> StartOutcome:
         """Mark the job running unless it was cancelled or already finished."""
         with self._pool.connection() as conn:
-            # Two tries: the row may appear (gateway insert) between the update and the select.
-            for _ in range(2):
-                if conn.execute(START_JOB, (job_id,)).fetchone():
-                    return StartOutcome.STARTED
-                row = conn.execute("SELECT status FROM jobs WHERE id = %s", (job_id,)).fetchone()
-                if row is None:
-                    return StartOutcome.MISSING
-                if row[0] == JobStatus.CANCELLED:
-                    return StartOutcome.CANCELLED
-                if row[0] in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-                    return StartOutcome.FINISHED
-        return StartOutcome.FINISHED
+            return start(conn, job_id)
 
     def progress(self, job_id: UUID, done: int, total: int) -> bool:
         """Record progress; False when the job is no longer running (cancelled or settled)."""
         with self._pool.connection() as conn:
-            return conn.execute(PROGRESS_JOB, (done, total, job_id)).fetchone() is not None
+            return record_progress(conn, job_id, done, total)
 
     def succeed(self, job_id: UUID, result: Mapping[str, Any]) -> bool:
-        return self._finish(job_id, JobStatus.SUCCEEDED, result=result)
+        with self._pool.connection() as conn:
+            return finish(conn, job_id, JobStatus.SUCCEEDED, result=result)
 
     def fail(self, job_id: UUID, code: str, message: str) -> bool:
-        return self._finish(job_id, JobStatus.FAILED, code=code, message=message)
-
-    def _finish(
-        self,
-        job_id: UUID,
-        status: JobStatus,
-        *,
-        result: Mapping[str, Any] | None = None,
-        code: str | None = None,
-        message: str | None = None,
-    ) -> bool:
-        payload = Jsonb(json.loads(json.dumps(result))) if result is not None else None
         with self._pool.connection() as conn:
-            row = conn.execute(FINISH_JOB, (status, payload, code, message, job_id)).fetchone()
-            return row is not None
+            return finish(conn, job_id, JobStatus.FAILED, code=code, message=message)
 
     def retry_scheduled(self, job_id: UUID, delay_s: float, reason: str) -> None:
         """Keep a job that waits for a retry from looking dead to the sweeper."""
         with self._pool.connection() as conn:
-            conn.execute(HEARTBEAT_UNTIL, (delay_s, f"retrying: {reason}", job_id))
+            schedule_retry(conn, job_id, delay_s, reason)
 
     def sweep(self, kind: str, stale_after_s: float) -> list[UUID]:
         """Fail running jobs of `kind` whose worker has been silent for `stale_after_s`."""
         with self._pool.connection() as conn:
-            rows = conn.execute(SWEEP_STALE, (int(stale_after_s), kind, stale_after_s)).fetchall()
-        return [row[0] for row in rows]
+            return sweep(conn, kind, stale_after_s)

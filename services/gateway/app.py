@@ -10,6 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.common import logs
 from services.common.storage import storage_from_settings
+from services.gateway.analyses.service import AnalysisAdmission
 from services.gateway.api import analyses, campaigns, devices, health, jobs, reports, uploads
 from services.gateway.campaigns.service import CampaignRepository
 from services.gateway.config import GatewaySettings
@@ -22,6 +23,8 @@ from services.gateway.errors import (
     handle_no_valid_rows,
 )
 from services.gateway.janitor import Janitor
+from services.gateway.jobs.admission import Admission
+from services.gateway.jobs.idempotency import IdempotencyKeys
 from services.gateway.jobs.service import JobRepository
 from services.gateway.messaging.publisher import Publisher
 from services.gateway.middleware import RequestContextMiddleware
@@ -63,10 +66,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await publisher.start()
         redis_client: aioredis.Redis = aioredis.Redis.from_url(settings.redis_url)
         job_repo = JobRepository(pool)
+        admission = Admission(pool, publisher, job_repo)
         storage = storage_from_settings(settings)
         app.state.clients = Clients(
             settings=settings,
             jobs=job_repo,
+            admission=admission,
+            analyses=AnalysisAdmission(
+                redis_client, admission, job_repo, settings.analysis_inflight_ttl_s
+            ),
             publisher=publisher,
             redis=redis_client,
             devices=DeviceRepository(pool),
@@ -76,7 +84,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             uploads=UploadStore(storage, settings.upload_max_bytes, settings.upload_ttl_s),
         )
         janitor = Janitor(
-            job_repo,
+            IdempotencyKeys(pool),
             ttl_s=settings.idempotency_ttl_s,
             interval_s=settings.idempotency_purge_interval_s,
         )
@@ -87,7 +95,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             await janitor.close()
             await publisher.close()
-            await job_repo.close()
+            await admission.close()
             await redis_client.aclose()
             await pool.close()
 

@@ -10,10 +10,13 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.common.storage import Storage
+from services.gateway.analyses.service import AnalysisAdmission
 from services.gateway.campaigns.service import CampaignRepository
 from services.gateway.config import GatewaySettings
 from services.gateway.devices.service import DeviceRepository
 from services.gateway.errors import Unauthorized
+from services.gateway.jobs.admission import Admission
+from services.gateway.jobs.idempotency import Idempotency, request_hash
 from services.gateway.jobs.service import JobRepository
 from services.gateway.messaging.publisher import Publisher
 from services.gateway.reports.service import ReportRepository
@@ -26,6 +29,8 @@ class Clients:
 
     settings: GatewaySettings
     jobs: JobRepository
+    admission: Admission
+    analyses: AnalysisAdmission
     campaigns: CampaignRepository
     reports: ReportRepository
     publisher: Publisher
@@ -83,3 +88,14 @@ IdempotencyKeyHeader = Annotated[
         description="Same key (per API key) within 24 h returns the same job",
     ),
 ]
+
+
+def idempotency_for(
+    clients: Clients, api_key: str, header: str | None, payload: dict[str, Any]
+) -> Idempotency | None:
+    """The request's Idempotency-Key (scoped to its API key), or None without the header."""
+    if header is None:
+        return None
+    return Idempotency(
+        key_scope(api_key), header, request_hash(payload), clients.settings.idempotency_ttl_s
+    )

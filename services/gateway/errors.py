@@ -4,6 +4,15 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from services.gateway.jobs.schemas import JobError
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: JobError
 
 
 class GatewayError(Exception):

@@ -13,16 +13,16 @@ import random
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from services.gateway.jobs.service import JobRepository
+from services.gateway.jobs.idempotency import IdempotencyKeys
 
 log = logging.getLogger(__name__)
 
 
 class Janitor:
-    """Runs `JobRepository.purge_expired_keys` every `interval_s` (±10%) until closed."""
+    """Runs `IdempotencyKeys.purge_expired` every `interval_s` (±10%) until closed."""
 
-    def __init__(self, jobs: JobRepository, *, ttl_s: int, interval_s: float) -> None:
-        self._jobs = jobs
+    def __init__(self, keys: IdempotencyKeys, *, ttl_s: int, interval_s: float) -> None:
+        self._keys = keys
         self._ttl_s = ttl_s
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
@@ -39,7 +39,7 @@ class Janitor:
     async def sweep(self) -> int:
         """One sweep; a database that is unreachable now is tried again next round."""
         try:
-            purged = await self._jobs.purge_expired_keys(self._ttl_s)
+            purged = await self._keys.purge_expired(self._ttl_s)
         except (psycopg.Error, PoolTimeout) as exc:
             log.warning("expired idempotency keys not purged this round: %s", exc)
             return 0

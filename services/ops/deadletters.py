@@ -8,15 +8,10 @@ import pika
 import psycopg
 import redis
 
-from services.common import topology
+from services.common import jobs, topology
 from services.common.config import ServiceSettings
 
 log = logging.getLogger(__name__)
-
-REOPEN_JOB = (
-    "UPDATE jobs SET status = 'queued', error_code = NULL, error_message = NULL, "
-    "finished_at = NULL WHERE id = %s AND status = 'failed'"
-)
 
 
 def _describe(properties: pika.BasicProperties, body: bytes) -> dict[str, Any]:
@@ -73,7 +68,7 @@ def redrive(settings: ServiceSettings, spec: topology.QueueSpec, limit: int) -> 
                 }
                 headers["retries"] = 0  # a re-driven task gets its full retry budget again
                 if letter["job_id"]:
-                    db.execute(REOPEN_JOB, (letter["job_id"],))
+                    jobs.reopen(db, letter["job_id"])
                 if letter["task_id"]:
                     for key in cache.scan_iter(f"offload:deliveries:{letter['task_id']}:*"):
                         cache.delete(key)

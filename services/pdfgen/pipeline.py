@@ -22,7 +22,7 @@ from services.common.rowfiles import iter_rows, read_index
 from services.common.storage import Storage
 from services.common.store import reports
 from services.common.worker.jobtask import JobContext
-from services.pdfgen.errors import PdfgenError
+from services.pdfgen.errors import ReportUnusable
 from services.pdfgen.layout import Column, Layout, layout_for
 from services.pdfgen.memory import peak_bytes, reset_peak
 from services.pdfgen.merge import MergeResult, merge_chunks
@@ -182,11 +182,11 @@ def merge(
     with pool.connection() as conn:
         report = reports.load(conn, request.report_id)
         if report is None:
-            raise PdfgenError(f"report {request.report_id} is gone")
+            raise ReportUnusable(f"report {request.report_id} is gone")
         if report["status"] == "ready":  # a redelivered merge: the report exists once
             return _result(report)
         if not reports.start_merge(conn, request.report_id):
-            raise PdfgenError(f"report {request.report_id} is not ready to merge")
+            raise ReportUnusable(f"report {request.report_id} is not ready to merge")
     key = reports.report_key(request.report_id)
     merged = merge_to_storage(storage, request.report_id, report, key)
     with pool.connection() as conn:

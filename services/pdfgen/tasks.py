@@ -17,15 +17,12 @@ from services.common.contracts.reports import (
 from services.common.storage import Storage, storage_from_settings
 from services.common.worker.jobtask import JobTask
 from services.common.worker.resources import resources
-from services.common.worker.signals import header
 from services.pdfgen import pipeline, retention
-from services.pdfgen.errors import PdfgenError
 from services.pdfgen.worker import app, settings
 
 
 class PdfgenTask(JobTask):
     abstract = True
-    fail_on = (PdfgenError,)
 
 
 def _pool() -> ConnectionPool:
@@ -38,11 +35,10 @@ def _storage() -> Storage:
 
 def _publisher(task: PdfgenTask) -> pipeline.Publish:
     """Send what the pipeline decided comes next, with the request id of `task`."""
-    headers = {"offload_request_id": header(task, "offload_request_id")}
 
     def publish(message: RenderChunk | MergeReport) -> None:
         target = render_chunk_task if isinstance(message, RenderChunk) else merge_report_task
-        target.apply_async(kwargs=message.model_dump(mode="json"), headers=headers)
+        task.publish(target, message)
 
     return publish
 

@@ -14,15 +14,23 @@ from typing import Any
 
 from psycopg import Connection, sql
 
-from services.pusher import campaigns
-from services.pusher.campaigns import Campaign
+from services.common.backoff import backoff_delay
+from services.common.contracts.push import SendBatch
+from services.common.store import campaigns
+from services.common.store.campaigns import Campaign
+from services.common.store.devices import deactivate
+from services.common.worker.resources import Resources
+from services.pusher import runtime
+from services.pusher.config import PusherSettings
 from services.pusher.fcm import FcmClient, Push
-from services.pusher.metrics import DEVICES_DEACTIVATED
+from services.pusher.metrics import BATCH_DURATION, CAMPAIGNS_ACTIVE, DEVICES_DEACTIVATED
 from services.pusher.ratelimit import RateLimiter
 from services.pusher.targeting import target_filter
 
 log = logging.getLogger(__name__)
 
+# The global send-rate bucket every pusher process shares.
+RATE_BUCKET = "offload:pusher:send-rate"
 # Devices per FCM round (sent concurrently), per rate-limit reservation and per DB write.
 CHUNK = 100
 
@@ -109,7 +117,7 @@ async def send_batch(
         if to_deactivate:
             with conn.transaction():
                 campaigns.record_deliveries(conn, campaign.id, final)
-                deactivated = campaigns.deactivate(conn, to_deactivate, "fcm: unregistered")
+                deactivated = deactivate(conn, to_deactivate, "fcm: unregistered")
             outcome.deactivated += deactivated
             DEVICES_DEACTIVATED.inc(deactivated)
         else:  # one autocommit statement: no BEGIN/COMMIT round trips
@@ -120,3 +128,39 @@ async def send_batch(
 def give_up(conn: Connection[Any], campaign: Campaign, retry: list[tuple[int, str]]) -> None:
     """Record devices whose transient failures outlived every retry as failed, by code."""
     campaigns.record_deliveries(conn, campaign.id, [(d, False, code) for d, code in retry])
+
+
+def deliver(
+    res: Resources, settings: PusherSettings, request: SendBatch, retries: int
+) -> float | None:
+    """Send one batch and settle it once; a delay when its transient failures should be
+    retried (only those devices are sent again), else None."""
+    limiter = RateLimiter(res.redis, RATE_BUCKET, settings.push_rate_per_s)
+    with BATCH_DURATION.time(), res.pool.connection() as conn:
+        campaign = campaigns.load(conn, request.campaign_id)
+        if campaign is None:
+            return None
+        if campaign.status == "processing":
+            devices = undelivered(conn, campaign, request.after_id, request.last_id)
+
+            async def send() -> BatchOutcome:
+                client = await runtime.fcm_client(settings)
+                return await send_batch(conn, campaign, devices, client, limiter)
+
+            outcome = runtime.run(send())
+            if outcome.retry and not outcome.cancelled:
+                if retries < settings.push_max_retries:
+                    delay = max(
+                        backoff_delay(retries, settings.push_retry_backoff_s), outcome.retry_after_s
+                    )
+                    log.info(
+                        "batch %d: %d devices to retry in %.1f s",
+                        request.batch_no,
+                        len(outcome.retry),
+                        delay,
+                    )
+                    return delay
+                give_up(conn, campaign, outcome.retry)
+        campaigns.settle_batch(conn, campaign.id, request.batch_no, request.job_id)
+        CAMPAIGNS_ACTIVE.set(campaigns.count_processing(conn))
+    return None

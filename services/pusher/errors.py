@@ -1,29 +1,27 @@
-"""Pusher errors: each carries a stable code and whether retrying the work can help."""
+"""Pusher errors: each carries a stable code; its base class says whether to retry."""
+
+from services.common.errors import BusinessError, OffloadError, TransientError
 
 
-class PusherError(Exception):
+class PusherError(OffloadError):
     """Base of every failure the pusher reports."""
 
-    code: str = "pusher_error"
-    retryable: bool = False
-    http_status: int = 500
+    code = "pusher_error"
 
 
-class InvalidMessage(PusherError):
+class InvalidMessage(PusherError, BusinessError):
     """firebase-admin refused to build the message (bad field, non-string data, too big)."""
 
     code = "invalid_message"
-    http_status = 422
 
 
 class CredentialsError(PusherError):
-    """GOOGLE_APPLICATION_CREDENTIALS is not a usable service account file."""
+    """GOOGLE_APPLICATION_CREDENTIALS is not a usable service account file (an operator's fix)."""
 
     code = "fcm_credentials"
 
 
-class AccessTokenError(PusherError):
+class AccessTokenError(PusherError, TransientError):
     """No OAuth2 access token could be obtained for FCM; nothing was sent."""
 
     code = "fcm_access_token"
-    retryable = True

@@ -1,4 +1,5 @@
-"""Fan-out: stream a campaign's target device ids in keyset pages and plan one batch per page.
+"""Fan-out: stream a campaign's target device ids in keyset pages and plan one batch per page;
+and the start of scheduled campaigns whose time has come.
 
 Never holds more than one page of ids: each page (at most `batch_size` ids, read from an
 index-only scan) becomes a batch (after_id, last_id] that is recorded and published before
@@ -11,13 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg import Connection, sql
+from psycopg_pool import ConnectionPool
 
-from services.common.contracts.push import SendBatch
-from services.pusher import campaigns
-from services.pusher.campaigns import Campaign
+from services.common.contracts.push import SendBatch, SendCampaign, message_priority, queue_for
+from services.common.store import campaigns
+from services.common.store.campaigns import Campaign
 from services.pusher.targeting import target_filter
 
 log = logging.getLogger(__name__)
+
+
+# Publishes a task message: (payload, queue, AMQP priority).
+Publish = Callable[[Any, str, int], None]
 
 
 @dataclass(frozen=True)
@@ -102,3 +108,37 @@ def fan_out(
     campaigns.finish_fanout(conn, campaign.id, job_id)
     log.info("fan-out published %d batches", published)
     return published
+
+
+def fan_out_campaign(
+    pool: ConnectionPool, request: SendCampaign, batch_size: int, publish: Publish
+) -> None:
+    """Start a due campaign and publish its batches (to its priority's queue)."""
+    with pool.connection() as conn:
+        campaigns.claim_due(conn, request.campaign_id)
+        campaign = campaigns.load(conn, request.campaign_id)
+        if campaign is None or campaign.status != "processing":
+            log.info("campaign %s is not processing; nothing to fan out", request.campaign_id)
+            return
+        queue, priority = queue_for(campaign.priority), message_priority(campaign.priority)
+        fan_out(
+            conn,
+            campaign,
+            request.job_id,
+            batch_size,
+            lambda batch: publish(batch, queue, priority),
+        )
+
+
+def dispatch_due(pool: ConnectionPool, publish: Publish) -> int:
+    """Publish the fan-out of scheduled campaigns whose send time has come; how many."""
+    started = 0
+    with pool.connection() as conn:
+        for campaign_id, job_id, priority in campaigns.due(conn):
+            # Publish first: a crash before the claim republishes next time (fan-out is
+            # idempotent); the other order could leave a campaign processing with no fan-out.
+            request = SendCampaign(job_id=job_id, campaign_id=campaign_id)
+            publish(request, queue_for(priority), message_priority(priority))
+            campaigns.claim_due(conn, campaign_id)
+            started += 1
+    return started

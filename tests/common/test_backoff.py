@@ -1,6 +1,6 @@
 import random
 
-from services.common.worker.jobtask import backoff_delay
+from services.common.backoff import backoff_delay
 
 
 def test_backoff_grows_and_is_jittered_within_bounds() -> None:

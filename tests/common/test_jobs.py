@@ -7,7 +7,8 @@ import pytest
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from services.common.jobs import INSERT_JOB, JobStatus, JobStore, StartOutcome, job_view
+from services.common.jobs import INSERT_JOB, JobStatus, JobStore, StartOutcome
+from services.gateway.jobs.view import job_view
 from tests.support import environment
 
 pytestmark = pytest.mark.integration

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from services.common.store.devices import copy_text
 from services.gateway.devices.importer import MAX_ERRORS, MAX_LINE_BYTES, RowParser, import_format
-from services.gateway.devices.service import copy_text
 from services.gateway.errors import InvalidImportHeader
 
 

@@ -11,7 +11,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from services.gateway.janitor import Janitor
-from services.gateway.jobs.service import JobRepository
+from services.gateway.jobs.idempotency import IdempotencyKeys
 from tests.support import environment
 from tests.support.processes import free_port, start_gateway, wait_until
 
@@ -64,10 +64,9 @@ async def test_purge_deletes_only_expired_keys_in_batches(
 ) -> None:
     old, fresh = keys
     async with AsyncConnectionPool(environment.DATABASE_URL, kwargs={"autocommit": True}) as pool:
-        repo = JobRepository(pool)
-        assert await repo.purge_expired_keys(DAY_S, batch=10) == len(old)
-        assert await repo.purge_expired_keys(DAY_S, batch=10) == 0
-        await repo.close()
+        repo = IdempotencyKeys(pool)
+        assert await repo.purge_expired(DAY_S, batch=10) == len(old)
+        assert await repo.purge_expired(DAY_S, batch=10) == 0
     assert stored_keys() == set(fresh)
     assert job_count() == len(old) + len(fresh)  # the jobs themselves stay
 
@@ -77,10 +76,8 @@ async def test_concurrent_purges_share_the_work(keys: tuple[list[str], list[str]
     async with AsyncConnectionPool(
         environment.DATABASE_URL, min_size=4, kwargs={"autocommit": True}
     ) as pool:
-        repos = [JobRepository(pool) for _ in range(4)]
-        counts = await asyncio.gather(*(r.purge_expired_keys(DAY_S, batch=3) for r in repos))
-        for repo in repos:
-            await repo.close()
+        repos = [IdempotencyKeys(pool) for _ in range(4)]
+        counts = await asyncio.gather(*(r.purge_expired(DAY_S, batch=3) for r in repos))
     assert sum(counts) == len(old)  # each expired key deleted once, none waited for
     assert stored_keys() == set(fresh)
 
@@ -91,7 +88,7 @@ async def test_a_sweep_without_the_database_logs_and_returns(
     unreachable = f"postgresql://postgres@127.0.0.1:{free_port()}/offload"
     async with AsyncConnectionPool(unreachable, open=False, timeout=0.5) as pool:
         await pool.open(wait=False)
-        janitor = Janitor(JobRepository(pool), ttl_s=DAY_S, interval_s=60)
+        janitor = Janitor(IdempotencyKeys(pool), ttl_s=DAY_S, interval_s=60)
         with caplog.at_level(logging.WARNING, logger="services.gateway.janitor"):
             assert await janitor.sweep() == 0
     assert "expired idempotency keys not purged" in caplog.text

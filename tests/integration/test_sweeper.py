@@ -7,8 +7,9 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from services.common.jobs import JobStore, job_view
+from services.common.jobs import JobStore
 from services.common.worker.app import create_celery
+from services.gateway.jobs.view import job_view
 from services.ops.beat import SCHEDULE
 from tests.integration.conftest import WorkerFactory, job_row, settings
 from tests.support import environment

@@ -2,6 +2,7 @@ import pytest
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
+from services.common.errors import BusinessError
 from services.pdfgen.errors import LayoutError
 from services.pdfgen.layout import (
     ELLIPSIS,
@@ -76,7 +77,7 @@ def test_columns_that_cannot_fit_are_refused(cols: list[Column]) -> None:
     with pytest.raises(LayoutError) as raised:
         layout_for(cols)
     assert raised.value.code == "layout_invalid"
-    assert raised.value.http_status == 422
+    assert isinstance(raised.value, BusinessError)  # fails the job at once, no retry
 
 
 def test_minimum_width_columns_still_fit_landscape() -> None:

@@ -1,8 +1,9 @@
 """The analyzer's contract: score one blog."""
 
+from typing import Any
 from uuid import UUID
 
-from pydantic import field_validator
+from pydantic import BaseModel, field_validator
 
 from services.common.contracts import TaskContract, TaskPayload
 from services.common.contracts.blog_url import normalize_blog_url
@@ -23,6 +24,13 @@ class AnalyzeBlog(TaskPayload):
 
 
 ANALYZE_BLOG = TaskContract(name="analyzer.analyze_blog", queue="analyzer", payload=AnalyzeBlog)
+
+
+class ScoreCacheEntry(BaseModel):
+    """A finished score in the cache (written by the analyzer, read by the gateway too)."""
+
+    job_id: UUID
+    result: dict[str, Any]
 
 
 def score_cache_key(blog_url: str) -> str:

@@ -3,10 +3,10 @@
 A task body validates its payload and hands a plain function to `run_job`; everything a job
 needs around that function (status transitions, cancellation that sticks, retries for
 transient errors only, dead-lettering with a reason, poison-message detection) lives here.
+What a failure means is its error class's policy (services.common.errors).
 """
 
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, cast
@@ -16,10 +16,14 @@ from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 from services.common import metrics
+from services.common.backoff import backoff_delay
 from services.common.config import ServiceSettings
+from services.common.contracts import TaskPayload
+from services.common.errors import BusinessError, OffloadError, TransientError
 from services.common.jobs import StartOutcome
 from services.common.worker.deadletter import dead_letter
 from services.common.worker.resources import Resources, resources
+from services.common.worker.signals import header
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +35,6 @@ JOB_ROW_WAIT_S = 5.0
 
 class JobCancelled(Exception):
     """The job was cancelled while its task was running."""
-
-
-def backoff_delay(retries: int, base_s: float, rng: random.Random | None = None) -> float:
-    """Exponential backoff with equal jitter: base*2^n, half fixed and half random."""
-    ceiling = base_s * 2.0**retries
-    jitter: float = (rng or random).uniform(0, ceiling / 2)
-    return ceiling / 2 + jitter
 
 
 class JobContext:
@@ -63,10 +60,6 @@ class JobTask(Task):  # type: ignore[misc]
     """Celery task base for tasks that carry a job id."""
 
     abstract = True
-    # Transient errors: retried with backoff, then dead-lettered.
-    retry_on: ClassVar[tuple[type[BaseException], ...]] = ()
-    # Expected business failures: the job fails at once with the error's code, no retry.
-    fail_on: ClassVar[tuple[type[BaseException], ...]] = ()
     retry_backoff_s: ClassVar[float] = 10.0
 
     @property
@@ -102,20 +95,20 @@ class JobTask(Task):  # type: ignore[misc]
             return None
         except Retry:
             raise  # the task asked Celery to run it again later
-        except self.retry_on as exc:
+        except TransientError as exc:
             self._retry_or_give_up(res, job_id, exc)
             return None
-        except self.fail_on as exc:
-            code = str(getattr(exc, "code", type(exc).__name__))
-            res.jobs.fail(job_id, code, str(exc))
-            log.info("job failed: %s: %s", code, exc)
+        except BusinessError as exc:
+            res.jobs.fail(job_id, exc.code, str(exc))
+            log.info("job failed: %s: %s", exc.code, exc)
             self._count("failed")
             return None
         except SoftTimeLimitExceeded as exc:
             self._give_up(res, job_id, "timeout", f"soft time limit exceeded: {exc}")
             return None
         except Exception as exc:
-            self._give_up(res, job_id, "internal_error", f"{type(exc).__name__}: {exc}")
+            code = exc.code if isinstance(exc, OffloadError) else "internal_error"
+            self._give_up(res, job_id, code, f"{type(exc).__name__}: {exc}")
             raise
         if not settle:
             self._count("succeeded")
@@ -126,6 +119,19 @@ class JobTask(Task):  # type: ignore[misc]
             log.info("job was settled elsewhere (cancelled?) before it succeeded")
             self._count("cancelled")
         return result
+
+    def publish(self, task: Task, payload: TaskPayload, **options: Any) -> None:
+        """Publish `task` with `payload`, carrying this task's request id along."""
+        task.apply_async(
+            kwargs=payload.model_dump(mode="json"),
+            headers={"offload_request_id": header(self, "offload_request_id")},
+            **options,
+        )
+
+    def retry_in(self, delay_s: float | None) -> None:
+        """Run this task again in `delay_s` (the domain asked for it); nothing when None."""
+        if delay_s is not None:
+            raise self.retry(countdown=delay_s)
 
     def _start(self, res: Resources, job_id: UUID) -> StartOutcome:
         deadline = time.monotonic() + JOB_ROW_WAIT_S

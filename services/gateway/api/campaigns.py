@@ -15,7 +15,7 @@ from services.gateway.campaigns.schemas import (
 )
 from services.gateway.campaigns.service import campaign_view
 from services.gateway.deps import ApiKey, ClientsDep
-from services.gateway.jobs.schemas import ErrorBody
+from services.gateway.errors import ErrorBody
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
@@ -56,7 +56,7 @@ async def get_campaign(campaign_id: str, clients: ClientsDep, _: ApiKey) -> dict
 async def send_campaign(campaign_id: str, clients: ClientsDep, _: ApiKey) -> dict[str, Any]:
     """Start a draft campaign now, or at its send_at (kept in Postgres, not as a broker ETA)."""
     job_id, new_status = await clients.campaigns.send(
-        campaign_id, clients.jobs, clients.publisher, request_id_var.get()
+        campaign_id, clients.admission, request_id_var.get()
     )
     return {"campaign_id": campaign_id, "job_id": str(job_id), "status": new_status}
 

@@ -7,8 +7,7 @@ from fastapi import APIRouter, Body, Request, Response, status
 from services.gateway.deps import ApiKey, ClientsDep
 from services.gateway.devices.importer import MEDIA_TYPES, RowParser, import_format
 from services.gateway.devices.schemas import DeviceRegistration, DeviceView, ImportSummary
-from services.gateway.errors import UnsupportedImportType
-from services.gateway.jobs.schemas import ErrorBody
+from services.gateway.errors import ErrorBody, UnsupportedImportType
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 

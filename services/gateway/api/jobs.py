@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from services.common.jobs import JobStatus, job_view
+from services.common.jobs import JobStatus
 from services.gateway.deps import ApiKey, ClientsDep, JobRow
-from services.gateway.jobs.schemas import ErrorBody, JobView
+from services.gateway.errors import ErrorBody
+from services.gateway.jobs.schemas import JobView
+from services.gateway.jobs.view import job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

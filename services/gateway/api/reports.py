@@ -9,10 +9,8 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 
 from services.common.contracts.reports import ReportSpec
 from services.common.logs import request_id_var
-from services.gateway.deps import ApiKey, ClientsDep, IdempotencyKeyHeader, key_scope
-from services.gateway.errors import InvalidReportSpec, UploadNotFound
-from services.gateway.jobs.schemas import ErrorBody
-from services.gateway.jobs.service import Idempotency, request_hash
+from services.gateway.deps import ApiKey, ClientsDep, IdempotencyKeyHeader, idempotency_for
+from services.gateway.errors import ErrorBody, InvalidReportSpec, UploadNotFound
 from services.gateway.reports.schemas import ReportAccepted, ReportView
 from services.gateway.reports.service import report_view
 from services.gateway.uploads.service import UploadStore, store_rows
@@ -37,14 +35,7 @@ async def create_report(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, str]:
     """Queue a PDF report; rows inline (up to 10,000) or from POST /v1/uploads."""
-    idem = None
-    if idempotency_key is not None:
-        idem = Idempotency(
-            key_scope(api_key),
-            idempotency_key,
-            request_hash(spec.model_dump(mode="json")),
-            clients.settings.idempotency_ttl_s,
-        )
+    idem = idempotency_for(clients, api_key, idempotency_key, spec.model_dump(mode="json"))
     if spec.upload_id is not None:
         await _check_upload(clients.uploads, spec)
         upload_id, owns_upload = spec.upload_id, False
@@ -55,8 +46,7 @@ async def create_report(
         spec,
         upload_id,
         owns_upload,
-        clients.jobs,
-        clients.publisher,
+        clients.admission,
         request_id=request_id_var.get(),
         idempotency=idem,
     )

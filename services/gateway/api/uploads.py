@@ -5,8 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 
 from services.gateway.deps import ApiKey, ClientsDep
-from services.gateway.errors import UnsupportedImportType, UploadTooLarge
-from services.gateway.jobs.schemas import ErrorBody
+from services.gateway.errors import ErrorBody, UnsupportedImportType, UploadTooLarge
 from services.gateway.uploads.line_reader import MEDIA_TYPES, body_format
 from services.gateway.uploads.schemas import UploadReceipt, UploadView
 

@@ -1,23 +1,21 @@
 """Campaigns as the gateway handles them: create, send (a job), cancel, read stats."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.common.contracts.push import JOB_KIND, SEND_CAMPAIGN, queue_for
-from services.common.jobs import CANCEL_JOB
+from services.common.store import campaigns
 from services.gateway.campaigns.schemas import CampaignCreate
 from services.gateway.errors import CampaignNotFound, CampaignStateConflict
 from services.gateway.ids import parse_id
-from services.gateway.jobs.service import JobRepository
-from services.gateway.messaging.publisher import Publisher
+from services.gateway.jobs.admission import Admission, JobRequest
 
-COLUMNS = "id, status, title, body, data, priority, target, send_at, job_id, created_at"
 # A campaign whose job failed for good or was cancelled through /v1/jobs shows that status: no
 # worker will move it on, whatever its own row last said.
 STATUS = (
@@ -73,24 +71,17 @@ class CampaignRepository:
         self._pool = pool
 
     async def create(self, spec: CampaignCreate) -> dict[str, Any]:
-        target = spec.target.model_dump(exclude_none=True)
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(
-                "INSERT INTO campaigns (id, title, body, data, priority, target, send_at) "
-                f"VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
-                (
-                    uuid4(),
-                    spec.title,
-                    spec.body,
-                    Jsonb(spec.data),
-                    spec.priority,
-                    Jsonb(target),
-                    spec.send_at,
-                ),
+        async with self._pool.connection() as conn:
+            return await campaigns.create(
+                conn,
+                uuid4(),
+                title=spec.title,
+                body=spec.body,
+                data=spec.data,
+                priority=spec.priority,
+                target=spec.target.model_dump(exclude_none=True),
+                send_at=spec.send_at,
             )
-            row = await cur.fetchone()
-        assert row is not None
-        return row
 
     async def get(self, campaign_id: str) -> dict[str, Any]:
         uid = parse_id(campaign_id, CampaignNotFound, "campaign")
@@ -112,69 +103,42 @@ class CampaignRepository:
             return await cur.fetchall()
 
     async def send(
-        self,
-        campaign_id: str,
-        jobs: JobRepository,
-        publisher: Publisher,
-        request_id: str | None,
+        self, campaign_id: str, admission: Admission, request_id: str | None
     ) -> tuple[UUID, str]:
         """Start (or schedule) a draft campaign as a job; (job id, new status)."""
-        uid, job_id = parse_id(campaign_id, CampaignNotFound, "campaign"), uuid4()
+        uid = parse_id(campaign_id, CampaignNotFound, "campaign")
+        request = JobRequest(
+            SEND_CAMPAIGN,
+            JOB_KIND,
+            {"campaign_id": str(uid)},
+            priority="normal",
+            request_id=request_id,
+        )
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE campaigns SET job_id = %s, status = CASE WHEN send_at > now() "
-                "THEN 'scheduled' ELSE 'processing' END "
-                "WHERE id = %s AND status = 'draft' RETURNING status, priority",
-                (job_id, uid),
-            )
-            claimed = await cur.fetchone()
+            claimed = await campaigns.claim_for_send(conn, uid, request.job_id)
         if claimed is None:
             campaign = await self.get(campaign_id)
             raise CampaignStateConflict(
                 f"campaign {campaign_id} is {campaign['status']}, not a draft"
             )
         status, priority = claimed
-        payload = {"campaign_id": str(uid)}
-        try:
-            if status == "scheduled":
-                await jobs.record(
-                    job_id, JOB_KIND, payload, priority=priority, request_id=request_id
-                )
-            else:
-                await jobs.submit(
-                    publisher,
-                    SEND_CAMPAIGN,
-                    JOB_KIND,
-                    payload,
-                    priority=priority,
-                    request_id=request_id,
-                    idempotency=None,
-                    job_id=job_id,
-                    queue=queue_for(priority),
-                )
-        except BaseException:
+        request = replace(request, priority=priority, queue=queue_for(priority))
+
+        async def back_to_draft() -> None:
             async with self._pool.connection() as conn:
-                await conn.execute(
-                    "UPDATE campaigns SET status = 'draft', job_id = NULL "
-                    "WHERE id = %s AND job_id = %s",
-                    (uid, job_id),
-                )
-            raise
-        return job_id, status
+                await campaigns.release_send(conn, uid, request.job_id)
+
+        if status == "scheduled":
+            await admission.record(request, undo=back_to_draft)
+        else:
+            await admission.submit(request, undo=back_to_draft)
+        return request.job_id, status
 
     async def cancel(self, campaign_id: str) -> dict[str, Any]:
         """Cancel a draft, scheduled or processing campaign; remaining batches are skipped."""
         uid = parse_id(campaign_id, CampaignNotFound, "campaign")
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(
-                "UPDATE campaigns SET status = 'cancelled', completed_at = now() "
-                "WHERE id = %s AND status IN ('draft', 'scheduled', 'processing') "
-                f"RETURNING {COLUMNS}",
-                (uid,),
-            )
-            row = await cur.fetchone()
-            if row is not None and row["job_id"] is not None:
-                await cur.execute(CANCEL_JOB, (row["job_id"],))
+        async with self._pool.connection() as conn:
+            row = await campaigns.cancel(conn, uid)
         if row is None:
             campaign = await self.get(campaign_id)
             raise CampaignStateConflict(f"campaign {campaign_id} is already {campaign['status']}")

@@ -7,6 +7,7 @@ record must fit on one line (a token, user id or topic cannot contain a newline 
 
 import json
 
+from services.common.store.devices import Row
 from services.gateway.devices.schemas import (
     check_platform,
     check_token,
@@ -26,8 +27,6 @@ from services.gateway.uploads.line_reader import body_format as import_format
 
 __all__ = ["MAX_ERRORS", "MAX_LINE_BYTES", "MEDIA_TYPES", "Row", "RowParser", "import_format"]
 
-# (line number, token, platform, user_id, topics or None to keep the device's topics)
-Row = tuple[int, str, str, str | None, list[str] | None]
 
 FIELDS = frozenset({"token", "platform", "user_id", "topics"})
 

@@ -13,71 +13,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from services.gateway.devices.importer import Row, RowParser
+from services.common.store import devices
+from services.gateway.devices.importer import RowParser
 from services.gateway.errors import DeviceNotFound
 
 IMPORT_BATCH_ROWS = 10_000
 
-DEVICE_COLUMNS = (
-    "token, platform, user_id, topics, active, deactivated_reason, "
-    "created_at, updated_at, deactivated_at"
-)
-REACTIVATE = "active = true, deactivated_reason = NULL, deactivated_at = NULL, updated_at = now()"
-
-REGISTER = f"""
-INSERT INTO devices AS d (token, platform, user_id, topics)
-VALUES (%(token)s, %(platform)s, %(user_id)s, coalesce(%(topics)s::text[], '{{}}'))
-ON CONFLICT (token) DO UPDATE SET
-    platform = EXCLUDED.platform, user_id = EXCLUDED.user_id,
-    topics = coalesce(%(topics)s::text[], d.topics), {REACTIVATE}
-RETURNING {DEVICE_COLUMNS}, d.xmax = 0 AS created
-"""
-
-SELECT_DEVICE = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE token = %s"
-
-UNREGISTER = """
-UPDATE devices SET active = false, deactivated_reason = 'unregistered',
-    deactivated_at = now(), updated_at = now()
-WHERE token = %s AND active
-"""
-
-CREATE_STAGE = """
-CREATE TEMP TABLE device_import (
-    line bigint, token text, platform text, user_id text, topics text[]
-) ON COMMIT DROP
-"""
-COPY_STAGE = "COPY device_import (line, token, platform, user_id, topics) FROM STDIN"
-
-# Rows without topics keep the device's topics, hence two inserts. Unchanged devices are not
-# rewritten (a re-import of the same fleet writes nothing). Returns how many tokens were new.
-UPSERT_STAGE = f"""
-WITH latest AS MATERIALIZED (
-    SELECT DISTINCT ON (token) token, platform, user_id, topics
-    FROM device_import ORDER BY token, line DESC
-), replacing AS (
-    INSERT INTO devices AS d (token, platform, user_id, topics)
-    SELECT token, platform, user_id, topics FROM latest WHERE topics IS NOT NULL
-    ON CONFLICT (token) DO UPDATE SET
-        platform = EXCLUDED.platform, user_id = EXCLUDED.user_id, topics = EXCLUDED.topics,
-        {REACTIVATE}
-    WHERE (d.platform, d.user_id, d.topics, d.active)
-        IS DISTINCT FROM (EXCLUDED.platform, EXCLUDED.user_id, EXCLUDED.topics, true)
-    RETURNING d.xmax = 0 AS created
-), keeping AS (
-    INSERT INTO devices AS d (token, platform, user_id)
-    SELECT token, platform, user_id FROM latest WHERE topics IS NULL
-    ON CONFLICT (token) DO UPDATE SET
-        platform = EXCLUDED.platform, user_id = EXCLUDED.user_id, {REACTIVATE}
-    WHERE (d.platform, d.user_id, d.active)
-        IS DISTINCT FROM (EXCLUDED.platform, EXCLUDED.user_id, true)
-    RETURNING d.xmax = 0 AS created
-)
-SELECT (SELECT count(*) FROM replacing WHERE created)
-     + (SELECT count(*) FROM keeping WHERE created)
-"""
+IMPORT_BATCH_ROWS = 10_000
 
 
 class DeviceRepository:
@@ -91,17 +35,14 @@ class DeviceRepository:
     ) -> tuple[dict[str, Any], bool]:
         """Insert the device, or update and re-activate it; the row and whether it is new."""
         params = {"token": token, "platform": platform, "user_id": user_id, "topics": topics}
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(REGISTER, params)
-            row = await cur.fetchone()
-        assert row is not None
+        async with self._pool.connection() as conn:
+            row = await devices.register(conn, params)
         return row, bool(row.pop("created"))
 
     async def get(self, token: str) -> dict[str, Any]:
         """The device with this token, active or not; DeviceNotFound if there is none."""
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(SELECT_DEVICE, (token,))
-            row = await cur.fetchone()
+        async with self._pool.connection() as conn:
+            row = await devices.fetch(conn, token)
         if row is None:
             raise DeviceNotFound("no device with this token")
         return row
@@ -109,8 +50,8 @@ class DeviceRepository:
     async def unregister(self, token: str) -> None:
         """Deactivate the device; DeviceNotFound if no active device has this token."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute(UNREGISTER, (token,))
-        if cur.rowcount == 0:
+            found = await devices.unregister(conn, token)
+        if not found:
             raise DeviceNotFound("no active device with this token")
 
     async def import_stream(self, chunks: AsyncIterator[bytes], parser: RowParser) -> int:
@@ -123,7 +64,7 @@ class DeviceRepository:
             async for chunk in chunks:
                 rows = parser.feed(chunk)
                 if rows:
-                    batch += copy_text(rows)
+                    batch += devices.copy_text(rows)
                     size += len(rows)
                 if size >= IMPORT_BATCH_ROWS:
                     # At most one batch in the database while the next one is parsed.
@@ -131,7 +72,7 @@ class DeviceRepository:
                         inserted += await flushing
                     flushing = asyncio.create_task(self._upsert(batch))
                     batch, size = bytearray(), 0
-            batch += copy_text(parser.close())
+            batch += devices.copy_text(parser.close())
             if flushing is not None:
                 inserted += await flushing
                 flushing = None
@@ -145,32 +86,5 @@ class DeviceRepository:
         return inserted
 
     async def _upsert(self, copy_data: bytearray) -> int:
-        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            await cur.execute(CREATE_STAGE)
-            async with cur.copy(COPY_STAGE) as copy:
-                await copy.write(copy_data)
-            await cur.execute(UPSERT_STAGE)
-            found = await cur.fetchone()
-        assert found is not None
-        return int(found[0])
-
-
-def copy_text(rows: list[Row]) -> bytes:
-    """Rows in COPY's text format (validated values: no tabs, newlines or control chars)."""
-    return "".join([_copy_line(*row) for row in rows]).encode()
-
-
-def _copy_line(
-    line: int, token: str, platform: str, user_id: str | None, topics: list[str] | None
-) -> str:
-    if "\\" in token:
-        token = token.replace("\\", "\\\\")
-    if user_id is None:
-        user = "\\N"
-    elif "\\" in user_id:
-        user = user_id.replace("\\", "\\\\")
-    else:
-        user = user_id
-    # Topic names ([a-zA-Z0-9-_.~%]) need no escaping; quoted so that "NULL" stays a name.
-    tags = "\\N" if topics is None else "{" + ",".join(f'"{t}"' for t in topics) + "}"
-    return f"{line}\t{token}\t{platform}\t{user}\t{tags}\n"
+        async with self._pool.connection() as conn:
+            return await devices.upsert_batch(conn, copy_data)

@@ -7,26 +7,14 @@ is in flight, so a lone request pays one round trip and a busy gateway pays one 
 import asyncio
 import logging
 from typing import Any
-from uuid import UUID
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from services.common.jobs import JOB_COLUMNS
+from services.common import jobs
+from services.common.jobs import NewJob
 
 log = logging.getLogger(__name__)
-
-INSERT_JOBS = (
-    "INSERT INTO jobs (id, kind, status, payload, priority, request_id) "
-    "SELECT id, kind, 'queued', payload, priority, request_id "
-    "FROM unnest(%s::uuid[], %s::text[], %s::jsonb[], %s::smallint[], %s::text[]) "
-    "AS t(id, kind, payload, priority, request_id) "
-    f"RETURNING {JOB_COLUMNS}"
-)
-
-JobRow = tuple[UUID, str, Jsonb, int, str | None]
 
 
 class JobInserter:
@@ -41,11 +29,11 @@ class JobInserter:
     ) -> None:
         self._pool = pool
         self._max_batch = max_batch
-        self._pending: list[tuple[JobRow, asyncio.Future[dict[str, Any]]]] = []
+        self._pending: list[tuple[NewJob, asyncio.Future[dict[str, Any]]]] = []
         self._ready = asyncio.Condition()
         self._tasks = [asyncio.create_task(self._flush_forever()) for _ in range(flushers)]
 
-    async def insert(self, row: JobRow) -> dict[str, Any]:
+    async def insert(self, row: NewJob) -> dict[str, Any]:
         """Insert one job row (batched with concurrent ones); returns the inserted row."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         async with self._ready:
@@ -61,12 +49,10 @@ class JobInserter:
                 del self._pending[: self._max_batch]
             await self._flush(batch)
 
-    async def _flush(self, batch: list[tuple[JobRow, asyncio.Future[dict[str, Any]]]]) -> None:
-        columns = list(zip(*(row for row, _ in batch), strict=True))
+    async def _flush(self, batch: list[tuple[NewJob, asyncio.Future[dict[str, Any]]]]) -> None:
         try:
-            async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(INSERT_JOBS, [list(column) for column in columns])
-                inserted = {row["id"]: row for row in await cur.fetchall()}
+            async with self._pool.connection() as conn:
+                inserted = await jobs.insert_many(conn, [row for row, _ in batch])
         except Exception as exc:  # handed to every waiting request: nothing is swallowed
             for _, future in batch:
                 if not future.done():

@@ -1,12 +1,9 @@
-"""Request and response bodies of the public API (they define the OpenAPI schema)."""
+"""Jobs as the public API shows them (they define the OpenAPI schema)."""
 
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from services.common.contracts import Priority
-from services.common.contracts.blog_url import normalize_blog_url
+from pydantic import BaseModel, Field
 
 JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -40,21 +37,3 @@ class Accepted(BaseModel):
 
     job_id: str
     status: JobStatusName = "queued"
-
-
-class AnalysisRequest(BaseModel):
-    """Score a blog from its home page URL."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    blog_url: str = Field(max_length=2048, examples=["https://blog.example.com/"])
-    priority: Priority = "normal"
-
-    @field_validator("blog_url")
-    @classmethod
-    def _normalised(cls, value: str) -> str:
-        return normalize_blog_url(value)
-
-
-class ErrorBody(BaseModel):
-    error: JobError

@@ -11,8 +11,8 @@ from services.common.contracts.reports import JOB_KIND, PLAN_REPORT, ReportSpec
 from services.common.store import reports
 from services.gateway.errors import ReportGone, ReportNotFound
 from services.gateway.ids import parse_id
-from services.gateway.jobs.service import Idempotency, JobRepository
-from services.gateway.messaging.publisher import Publisher
+from services.gateway.jobs.admission import Admission, JobRequest
+from services.gateway.jobs.idempotency import Idempotency
 
 
 def report_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -47,48 +47,42 @@ class ReportRepository:
         spec: ReportSpec,
         upload_id: str,
         owns_upload: bool,
-        jobs: JobRepository,
-        publisher: Publisher,
+        admission: Admission,
         *,
         request_id: str | None,
         idempotency: Idempotency | None,
     ) -> tuple[UUID, UUID]:
         """Record the report and queue its plan task; (job id, report id)."""
-        report_id, job_id = uuid4(), uuid4()
+        report_id = uuid4()
+        request = JobRequest(
+            PLAN_REPORT,
+            JOB_KIND,
+            {"report_id": str(report_id)},
+            priority="normal",
+            request_id=request_id,
+            idempotency=idempotency,
+        )
         columns = [column.model_dump(exclude_none=True) for column in spec.columns]
         async with self._pool.connection() as conn:
             await reports.insert(
                 conn,
                 report_id,
-                job_id,
+                request.job_id,
                 title=spec.title,
                 columns=columns,
                 group_by=spec.group_by,
                 upload_id=upload_id,
                 owns_upload=owns_upload,
             )
-        try:
-            submitted = await jobs.submit(
-                publisher,
-                PLAN_REPORT,
-                JOB_KIND,
-                {"report_id": str(report_id)},
-                priority="normal",
-                request_id=request_id,
-                idempotency=idempotency,
-                job_id=job_id,
-            )
-        except BaseException:
-            await self._delete(report_id)
-            raise
-        if not submitted.created:  # an idempotent replay: answer with the first report
-            await self._delete(report_id)
-            return submitted.job["id"], UUID(submitted.job["payload"]["report_id"])
-        return job_id, report_id
 
-    async def _delete(self, report_id: UUID) -> None:
-        async with self._pool.connection() as conn:
-            await reports.delete(conn, report_id)
+        async def forget_report() -> None:
+            async with self._pool.connection() as conn:
+                await reports.delete(conn, report_id)
+
+        submitted = await admission.submit(request, undo=forget_report)
+        if not submitted.created:  # an idempotent replay: answer with the first report
+            return submitted.job["id"], UUID(submitted.job["payload"]["report_id"])
+        return request.job_id, report_id
 
     async def get(self, report_id: str) -> dict[str, Any]:
         uid = parse_id(report_id, ReportNotFound, "report")

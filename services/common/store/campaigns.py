@@ -1,4 +1,8 @@
-"""Campaign state as the workers see it: load, fan-out bookkeeping, batch settlement, fan-in.
+"""The campaign tables: the only code that writes campaigns, campaign_batches, deliveries
+and campaign_failures.
+
+The gateway creates, sends (claims for a job) and cancels campaigns (async); the pusher
+workers move them on (sync): load, fan-out bookkeeping, batch settlement, fan-in.
 
 Counters are only ever added by the transaction that flips a batch from pending to done, and
 they are computed from the deliveries table, so a redelivered batch can neither double-count
@@ -14,13 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import AsyncConnection, Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from services.common.jobs import FINISH_JOB, JobStatus
+from services.common import jobs
+from services.common.jobs import JobStatus
 
 DEVICE_GONE = "DEVICE_GONE"
+COLUMNS = "id, status, title, body, data, priority, target, send_at, job_id, created_at"
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,16 @@ def load(conn: Connection[Any], campaign_id: UUID) -> Campaign | None:
             (campaign_id,),
         ).fetchone()
     return Campaign(**row) if row else None
+
+
+def due(conn: Connection[Any], limit: int = 100) -> list[tuple[UUID, UUID, str]]:
+    """(campaign id, job id, priority) of scheduled campaigns whose send time has come."""
+    rows = conn.execute(
+        "SELECT id, job_id, priority FROM campaigns "
+        "WHERE status = 'scheduled' AND send_at <= now() ORDER BY send_at LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 def claim_due(conn: Connection[Any], campaign_id: UUID) -> None:
@@ -159,11 +175,7 @@ def settle_batch(conn: Connection[Any], campaign_id: UUID, batch_no: int, job_id
             "SELECT sent, total FROM campaigns WHERE id = %s", (campaign_id,)
         ).fetchone()
         if progress is not None:
-            conn.execute(
-                "UPDATE jobs SET progress_done = %s, progress_total = %s, heartbeat_at = now() "
-                "WHERE id = %s AND status = 'running'",
-                (progress[0], progress[1], job_id),
-            )
+            jobs.record_progress(conn, job_id, progress[0], progress[1])
     return complete_if_settled(conn, campaign_id, job_id)
 
 
@@ -190,27 +202,76 @@ def complete_if_settled(conn: Connection[Any], campaign_id: UUID, job_id: UUID) 
             "failed": done["failed"],
             "failures_by_code": {f["code"]: f["count"] for f in failures},
         }
-        cur.execute(
-            "UPDATE jobs SET progress_done = %s, progress_total = %s WHERE id = %s",
-            (done["sent"], done["total"], job_id),
+        jobs.finish(
+            conn, job_id, JobStatus.SUCCEEDED, result=result, progress=(done["sent"], done["total"])
         )
-        cur.execute(FINISH_JOB, (JobStatus.SUCCEEDED, Jsonb(result), None, None, job_id))
     return True
-
-
-def deactivate(conn: Connection[Any], device_ids: list[int], reason: str) -> int:
-    """Deactivate devices FCM reported as unregistered or invalid."""
-    if not device_ids:
-        return 0
-    cur = conn.execute(
-        "UPDATE devices SET active = false, deactivated_reason = %s, deactivated_at = now(), "
-        "updated_at = now() WHERE id = ANY(%s) AND active RETURNING id",
-        (reason, device_ids),
-    )
-    return len(cur.fetchall())
 
 
 def count_processing(conn: Connection[Any]) -> int:
     """How many campaigns are processing right now."""
     row = conn.execute("SELECT count(*) FROM campaigns WHERE status = 'processing'").fetchone()
     return int(row[0]) if row else 0
+
+
+# Async: the gateway's writes.
+
+
+async def create(
+    conn: AsyncConnection[Any],
+    campaign_id: UUID,
+    *,
+    title: str,
+    body: str,
+    data: dict[str, str],
+    priority: str,
+    target: dict[str, Any],
+    send_at: Any,
+) -> dict[str, Any]:
+    """Record a draft campaign; its row."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "INSERT INTO campaigns (id, title, body, data, priority, target, send_at) "
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
+            (campaign_id, title, body, Jsonb(data), priority, Jsonb(target), send_at),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def claim_for_send(
+    conn: AsyncConnection[Any], campaign_id: UUID, job_id: UUID
+) -> tuple[str, str] | None:
+    """Give a draft campaign its job: (new status, priority), or None if it is not a draft."""
+    cur = await conn.execute(
+        "UPDATE campaigns SET job_id = %s, status = CASE WHEN send_at > now() "
+        "THEN 'scheduled' ELSE 'processing' END "
+        "WHERE id = %s AND status = 'draft' RETURNING status, priority",
+        (job_id, campaign_id),
+    )
+    row = await cur.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+async def release_send(conn: AsyncConnection[Any], campaign_id: UUID, job_id: UUID) -> None:
+    """Back to draft: the job claimed for the campaign was never accepted."""
+    await conn.execute(
+        "UPDATE campaigns SET status = 'draft', job_id = NULL WHERE id = %s AND job_id = %s",
+        (campaign_id, job_id),
+    )
+
+
+async def cancel(conn: AsyncConnection[Any], campaign_id: UUID) -> dict[str, Any] | None:
+    """Cancel a draft, scheduled or processing campaign and its job; its row, or None."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "UPDATE campaigns SET status = 'cancelled', completed_at = now() "
+            "WHERE id = %s AND status IN ('draft', 'scheduled', 'processing') "
+            f"RETURNING {COLUMNS}",
+            (campaign_id,),
+        )
+        row = await cur.fetchone()
+    if row is not None and row["job_id"] is not None:
+        await jobs.cancel(conn, row["job_id"])
+    return row

@@ -1,0 +1,28 @@
+"""The workers' error tree: the policy for a failed job travels with its error class.
+
+`JobTask` reads it: a `TransientError` is retried with backoff, then dead-lettered; a
+`BusinessError` fails the job at once with its code (no retry, no dead letter); anything else,
+`OffloadError`s included, is an internal error: the job fails and the message is dead-lettered
+with the reason, for an operator to look at and re-drive.
+"""
+
+from typing import ClassVar
+
+
+class OffloadError(Exception):
+    """Base of every failure a worker reports about a job; `code` names it in the job."""
+
+    code: ClassVar[str] = "internal_error"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether trying again later can help (the class's policy)."""
+        return isinstance(self, TransientError)
+
+
+class TransientError(OffloadError):
+    """May succeed later: retried with backoff, then dead-lettered."""
+
+
+class BusinessError(OffloadError):
+    """An expected failure: the job fails at once with this code, without a retry."""

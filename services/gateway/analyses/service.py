@@ -1,0 +1,92 @@
+"""Accepting an analysis: a fresh cached score answers at once, one crawl per blog at a time.
+
+One Redis round trip decides: a score under an hour old (its finished job is the answer),
+else this request claims the blog for its new job, else the job already crawling it is the
+answer (concurrent requests for one blog share one crawl). The claim is undone when the job
+is not created.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from services.common.contracts.analysis import (
+    ANALYZE_BLOG,
+    JOB_KIND,
+    ScoreCacheEntry,
+    inflight_key,
+    score_cache_key,
+)
+from services.gateway.analyses.schemas import AnalysisRequest
+from services.gateway.jobs.admission import Admission, JobRequest
+from services.gateway.jobs.idempotency import Idempotency
+from services.gateway.jobs.service import JobRepository
+
+# KEYS: score cache, in-flight claim; ARGV: new job id, claim TTL.
+_ADMIT = """
+local cached = redis.call('GET', KEYS[1])
+if cached then return {'cached', cached} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then return {'claimed', ARGV[1]} end
+return {'inflight', redis.call('GET', KEYS[2])}
+"""
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """The job that answers an analysis request; `cached` when it is a finished score."""
+
+    job: dict[str, Any]
+    cached: bool = False
+
+
+class AnalysisAdmission:
+    """Admits analyses through the score cache and the per-blog in-flight claim."""
+
+    def __init__(
+        self,
+        redis: "aioredis.Redis",
+        admission: Admission,
+        jobs: JobRepository,
+        inflight_ttl_s: int,
+    ) -> None:
+        self._redis = redis
+        self._admission = admission
+        self._jobs = jobs
+        self._inflight_ttl_s = inflight_ttl_s
+
+    async def submit(
+        self, body: AnalysisRequest, idem: Idempotency | None, request_id: str | None
+    ) -> Admitted:
+        """The cached score's job, the blog's running job, or a new one."""
+        replay = await self._admission.replay(idem)
+        if replay is not None:
+            return Admitted(replay)
+        request = JobRequest(
+            ANALYZE_BLOG,
+            JOB_KIND,
+            {"blog_url": body.blog_url},
+            priority=body.priority,
+            request_id=request_id,
+            idempotency=idem,
+        )
+        key, ttl = inflight_key(body.blog_url), self._inflight_ttl_s
+        found, value = await self._redis.eval(  # type: ignore[misc]
+            _ADMIT, 2, score_cache_key(body.blog_url), key, str(request.job_id), str(ttl)
+        )
+        if found == b"cached":
+            entry = ScoreCacheEntry.model_validate_json(value)
+            finished = await self._jobs.find_succeeded(entry.job_id)
+            if finished is not None:
+                return Admitted(finished, cached=True)
+        elif found == b"inflight":
+            running = None if value is None else await self._jobs.find_active(value.decode())
+            if running is not None:
+                return Admitted(running)
+            await self._redis.set(key, str(request.job_id), ex=ttl)
+
+        async def release_claim() -> None:
+            await self._redis.delete(key)
+
+        submitted = await self._admission.submit(request, undo=release_claim)
+        return Admitted(submitted.job)
