@@ -31,7 +31,13 @@ from services.analyzer.crawler import crawl_blog
 from services.analyzer.scoring import score_blog
 from tests.support import environment
 from tests.support.blogserver import BlogServer
-from tests.support.processes import Service, free_port, start_gateway, wait_until
+from tests.support.processes import (
+    Service,
+    consumers_added,
+    free_port,
+    start_gateway,
+    start_process,
+)
 
 
 @dataclass(frozen=True)
@@ -55,9 +61,9 @@ TINY = Plan(blogs=2, latency_s=0.01, concurrency=(2,), baseline_blogs=1, timeout
 
 def start_worker(log_dir: Path, concurrency: int) -> Service:
     """An analyzer pool on the bench servers, once it consumes its queue."""
-    before = servers.consumer_count("analyzer")
     label = f"analyzer-c{concurrency}"
-    service = Service(
+    ready = consumers_added("analyzer", servers.AMQP_URL)  # counted before the start
+    return start_process(
         label,
         [
             "-m",
@@ -73,15 +79,11 @@ def start_worker(log_dir: Path, concurrency: int) -> Service:
         ],
         servers.service_env(OFFLOAD_LOG_LEVEL="WARNING"),
         log_dir,
+        ready=ready,
+        timeout=60,
+        what=f"{label} to consume the analyzer queue",
+        step=0.2,
     )
-
-    def consuming() -> bool:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"{label} exited:\n{service.log()[-3000:]}")
-        return servers.consumer_count("analyzer") > before
-
-    wait_until(consuming, 60, f"{label} to consume the analyzer queue", step=0.2)
-    return service
 
 
 def sequential_baseline(server: BlogServer, names: list[str]) -> dict[str, Any]:

@@ -16,12 +16,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 from bench import servers
 from tests.support import environment
-from tests.support.processes import ROOT, Service, free_port, start_gateway, wait_until
+from tests.support.processes import (
+    ROOT,
+    Service,
+    free_port,
+    http_ok,
+    start_gateway,
+    start_process,
+)
 
 BODY = '{"blog_url":"https://b{i}.r{run}.bench.example/"}'
 
@@ -88,7 +94,8 @@ def loadgen(
 def start_baseline(log_dir: Path, workers: int) -> tuple[Service, str]:
     """The Celery `delay()` baseline under uvicorn with `workers` processes."""
     port = free_port()
-    service = Service(
+    base = f"http://127.0.0.1:{port}"
+    service = start_process(
         f"baseline-w{workers}",
         [
             "-m",
@@ -106,18 +113,10 @@ def start_baseline(log_dir: Path, workers: int) -> tuple[Service, str]:
         ],
         servers.service_env(),
         log_dir,
+        ready=http_ok(f"{base}/healthz"),
+        timeout=30,
+        what="the baseline app to be ready",
     )
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"baseline exited:\n{service.log()[-3000:]}")
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(ready, 30, "the baseline app to be ready")
     return service, base
 
 

@@ -46,7 +46,14 @@ from services.common import topology
 from services.common.topology import pika_parameters
 from services.pdfgen.layout import layout_for
 from tests.support import environment
-from tests.support.processes import ROOT, Service, free_port, start_gateway, wait_until
+from tests.support.processes import (
+    ROOT,
+    Service,
+    consumers_added,
+    free_port,
+    start_gateway,
+    start_process,
+)
 from tests.support.prometheus import metric
 
 QUEUE = "pdfgen"
@@ -275,9 +282,9 @@ def memory_summary(sampler: Sampler) -> dict[str, Any]:
 
 def start_pool(log_dir: Path, plan: Plan, env: dict[str, str]) -> Service:
     """A pdfgen pool on the bench servers, once it consumes the pdfgen queue."""
-    before = servers.consumer_count(QUEUE)
     label = f"pdfgen-c{plan.concurrency}"
-    service = Service(
+    ready = consumers_added(QUEUE, servers.AMQP_URL)  # counted before the start
+    return start_process(
         label,
         [
             "-m",
@@ -294,19 +301,11 @@ def start_pool(log_dir: Path, plan: Plan, env: dict[str, str]) -> Service:
         ],
         servers.service_env(OFFLOAD_LOG_LEVEL=plan.pool_loglevel, **env),
         log_dir,
+        ready=ready,
+        timeout=60,
+        what=f"{label} to consume {QUEUE}",
+        step=0.2,
     )
-
-    def consuming() -> bool:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"{label} exited:\n{service.log()[-3000:]}")
-        return servers.consumer_count(QUEUE) > before
-
-    try:
-        wait_until(consuming, 60, f"{label} to consume {QUEUE}", step=0.2)
-    except BaseException:
-        service.stop()
-        raise
-    return service
 
 
 def _purge() -> None:

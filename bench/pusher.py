@@ -40,7 +40,15 @@ from services.pusher.fcm import Push, build_message
 from services.pusher.tasks import RATE_BUCKET
 from tests.support import environment
 from tests.support.fcm_sandbox import FcmSandbox
-from tests.support.processes import ROOT, Service, free_port, start_gateway, wait_until
+from tests.support.processes import (
+    ROOT,
+    Service,
+    consumers_added,
+    free_port,
+    start_gateway,
+    start_process,
+    tree_cpu_seconds,
+)
 
 QUEUE = BULK_QUEUE
 # Issue 3: the whole 1,000,000-device campaign in ≤ 5 minutes, at ≥ 60% of the sandbox's limit.
@@ -172,21 +180,7 @@ def sandbox_max(sandbox: FcmSandbox, plan: Plan) -> dict[str, Any]:
 
 
 def _tree_cpu(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
-    total = 0.0
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    for proc in procs:
-        try:
-            t = proc.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += t.user + t.system
-    return total
+    return tree_cpu_seconds(pid) if pid is not None else 0.0
 
 
 # --- sampling every process --------------------------------------------------------------------
@@ -327,10 +321,6 @@ def _one(name: str) -> Callable[[psutil.Process, int], str]:
 # --- the bench servers -------------------------------------------------------------------------
 
 
-def _consumers() -> int:
-    return servers.consumer_count(QUEUE)
-
-
 def _purge() -> None:
     connection = pika.BlockingConnection(pika_parameters(servers.AMQP_URL))
     try:
@@ -430,9 +420,9 @@ def import_devices(base_url: str, count: int) -> dict[str, Any]:
 
 def start_pool(log_dir: Path, concurrency: int, env: dict[str, str]) -> Service:
     """A pusher bulk pool on the bench servers, once it consumes pusher.bulk."""
-    before = _consumers()
     label = f"pusher-bulk-c{concurrency}"
-    service = Service(
+    ready = consumers_added(QUEUE, servers.AMQP_URL)  # counted before the start
+    return start_process(
         label,
         [
             "-m",
@@ -450,19 +440,11 @@ def start_pool(log_dir: Path, concurrency: int, env: dict[str, str]) -> Service:
         ],
         servers.service_env(OFFLOAD_LOG_LEVEL="WARNING", **env),
         log_dir,
+        ready=ready,
+        timeout=60,
+        what=f"{label} to consume {QUEUE}",
+        step=0.2,
     )
-
-    def consuming() -> bool:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"{label} exited:\n{service.log()[-3000:]}")
-        return _consumers() > before
-
-    try:
-        wait_until(consuming, 60, f"{label} to consume {QUEUE}", step=0.2)
-    except BaseException:
-        service.stop()
-        raise
-    return service
 
 
 def _steady_rate(series: list[tuple[float, int]], total: int) -> float | None:

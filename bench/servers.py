@@ -78,16 +78,6 @@ def reset() -> None:
         conn.execute("TRUNCATE jobs, idempotency_keys, blog_scores CASCADE")
 
 
-def consumer_count(queue: str = "analyzer") -> int:
-    """Consumers of a queue on the bench vhost."""
-    connection = pika.BlockingConnection(pika_parameters(AMQP_URL))
-    try:
-        method = connection.channel().queue_declare(queue, passive=True).method
-        return int(method.consumer_count)
-    finally:
-        connection.close()
-
-
 def queue_depth(queue: str = "analyzer") -> int:
     """Messages ready in a queue (what the broker confirmed and nobody consumed)."""
     connection = pika.BlockingConnection(pika_parameters(AMQP_URL))

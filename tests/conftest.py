@@ -4,6 +4,7 @@ A missing server fails the test (never skips it): CI must not pass by testing no
 """
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -14,12 +15,28 @@ import redis
 
 from services.common import db, topology
 from services.common.topology import pika_parameters
-from tests.support import environment
+from tests.support import containers, environment
 from tests.support.blogserver import BlogServer
 
 
 @pytest.fixture(scope="session")
-def platform() -> None:
+def server_sources() -> Iterator[dict[str, containers.Source]]:
+    """Each server from its OFFLOAD_TEST_*_URL, else the local one, else a container if Docker
+    answers (tests/support/containers.py); with none, the tests that need it fail."""
+    missing = None
+    with ExitStack() as stack:
+        try:
+            sources = stack.enter_context(containers.provided())
+        except containers.NoServer as exc:
+            missing = str(exc)
+        else:
+            yield sources
+    if missing:
+        pytest.fail(missing, pytrace=False)  # outside `except`: the message once, no chain
+
+
+@pytest.fixture(scope="session")
+def platform(server_sources: dict[str, containers.Source]) -> None:
     """Test database migrated, test vhost present, topology declared."""
     try:
         environment.ensure_vhost()

@@ -26,7 +26,7 @@ from services.ops.exporter import QUERY
 from services.common.store import reports
 from services.pusher import campaigns
 from tests.support import environment
-from tests.support.processes import Service, free_port, wait_until
+from tests.support.processes import Service, free_port, http_ok, start_process
 from tests.support.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -86,36 +86,25 @@ class Exporter:
         return Scrape(response.status_code, elapsed, samples)
 
 
-def start_exporter(log_dir: Path, database_url: str = environment.DATABASE_URL) -> Exporter:
+def start_exporter(log_dir: Path, database_url: str | None = None) -> Exporter:
     """`python -m services.ops.exporter` on a free port, once it answers."""
     port = free_port()
-    service = Service(
+    url = f"http://127.0.0.1:{port}/metrics"
+    service = start_process(
         f"exporter-{port}",
         ["-m", "services.ops.exporter"],
         environment.service_env(
-            OFFLOAD_DATABASE_URL=database_url,
+            OFFLOAD_DATABASE_URL=database_url or environment.DATABASE_URL,
             OFFLOAD_METRICS_PORT=str(port),
             OFFLOAD_METRICS_BIND="127.0.0.1",
             OFFLOAD_EXPORTER_DB_TIMEOUT_S=str(DB_TIMEOUT_S),
         ),
         log_dir,
+        ready=http_ok(url, timeout=5),
+        timeout=20,
+        what="the exporter to answer",
     )
-    exporter = Exporter(service, f"http://127.0.0.1:{port}/metrics")
-
-    def answers() -> bool:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"the exporter exited:\n{service.log()[-3000:]}")
-        try:
-            return httpx.get(exporter.url, timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(answers, 20, "the exporter to answer")
-    except BaseException:
-        service.stop()
-        raise
-    return exporter
+    return Exporter(service, url)
 
 
 @pytest.fixture(scope="module")

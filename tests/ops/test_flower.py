@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support import deployment, environment
-from tests.support.processes import Service, free_port, start_worker, wait_until
+from tests.support.processes import free_port, http_ok, start_process, start_worker
 
 pytestmark = pytest.mark.e2e
 
@@ -36,26 +36,22 @@ def flower(platform: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         FLOWER_PORT=str(port),
         FLOWER_ADDRESS="127.0.0.1",  # the container listens on every interface; a test, loopback
     )
-    pool = start_worker("analyzer", "analyzer", log_dir, concurrency=1, name="flower-analyzer")
-    process = Service(
-        "flower", ["-m", "celery", *command[1:]], environment.service_env(**env), log_dir
-    )
     base_url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if process.process.poll() is not None:
-            raise RuntimeError(f"flower exited:\n{process.log()[-3000:]}")
-        try:
-            return httpx.get(f"{base_url}/healthcheck", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(answers, 60, "Flower to answer", step=0.2)
+    pool = start_worker("analyzer", "analyzer", log_dir, concurrency=1, name="flower-analyzer")
+    with (
+        pool,
+        start_process(
+            "flower",
+            ["-m", "celery", *command[1:]],
+            environment.service_env(**env),
+            log_dir,
+            ready=http_ok(f"{base_url}/healthcheck"),
+            timeout=60,
+            what="Flower to answer",
+            step=0.2,
+        ),
+    ):
         yield {"url": base_url, "auth": (user, password), "pool": pool}
-    finally:
-        process.stop()
-        pool.stop()
 
 
 def test_the_compose_health_check_needs_no_login_and_the_ui_does(flower: dict[str, Any]) -> None:

@@ -32,7 +32,15 @@ from tests.integration.conftest import settings, wait_for_job
 from tests.support import environment, observability
 from tests.support.blogserver import BlogServer
 from tests.support.fcm_sandbox import FcmSandbox
-from tests.support.processes import Service, free_port, start_gateway, start_worker, wait_until
+from tests.support.processes import (
+    Service,
+    free_port,
+    http_ok,
+    start_gateway,
+    start_process,
+    start_worker,
+    wait_until,
+)
 from tests.support.prometheus_server import PrometheusServer, QueryError
 
 pytestmark = pytest.mark.e2e
@@ -84,27 +92,15 @@ def scrape_config(ports: dict[str, int]) -> dict[str, Any]:
 
 
 def start_exporter(log_dir: Path, port: int) -> Service:
-    exporter = Service(
+    return start_process(
         "exporter",
         ["-m", "services.ops.exporter"],
         environment.service_env(OFFLOAD_METRICS_PORT=str(port)),
         log_dir,
+        ready=http_ok(f"http://127.0.0.1:{port}/metrics"),
+        timeout=20,
+        what="the exporter to serve metrics",
     )
-
-    def serving() -> bool:
-        if exporter.process.poll() is not None:
-            raise RuntimeError(f"the exporter exited:\n{exporter.log()[-3000:]}")
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(serving, 20, "the exporter to serve metrics")
-    except BaseException:
-        exporter.stop()
-        raise
-    return exporter
 
 
 def import_devices(client: httpx.Client, tokens: list[str], **fields: Any) -> None:

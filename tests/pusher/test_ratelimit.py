@@ -10,7 +10,7 @@ import redis
 from services.pusher.ratelimit import RateLimiter
 from tests.support import environment
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("server_sources")]
 
 
 def _hammer(

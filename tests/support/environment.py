@@ -3,7 +3,8 @@
 Tests use their own database, Redis database and RabbitMQ vhost, so a running development
 stack neither sees nor consumes test jobs. OFFLOAD_TEST_NAMESPACE=name gives a run its own
 vhost, database and Redis database, so two suites can run side by side; the
-OFFLOAD_TEST_*_URL variables override each URL outright.
+OFFLOAD_TEST_*_URL variables override each URL outright. Where one is not set and its local
+server does not answer, the session starts a container for it if Docker answers (containers.py).
 """
 
 import os
@@ -13,16 +14,15 @@ import zlib
 NAMESPACE = os.environ.get("OFFLOAD_TEST_NAMESPACE", "")
 _SUFFIX = f"-{NAMESPACE}" if NAMESPACE else ""
 AMQP_VHOST = f"offload-test{_SUFFIX}"
-AMQP_URL = os.environ.get(
-    "OFFLOAD_TEST_AMQP_URL", f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}"
-)
 # Databases 1-12 for namespaces (0 is development, 13 benchmarks, 15 the default test run).
 _REDIS_DB = 1 + zlib.crc32(NAMESPACE.encode()) % 12 if NAMESPACE else 15
-REDIS_URL = os.environ.get("OFFLOAD_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{_REDIS_DB}")
-DATABASE_URL = os.environ.get(
-    "OFFLOAD_TEST_DATABASE_URL",
-    f"postgresql://postgres@127.0.0.1:5432/offload_test{_SUFFIX.replace('-', '_')}",
-)
+# The local servers (`make services`); a container stands in where none answers (containers.py).
+LOCAL_AMQP_URL = f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}"
+LOCAL_REDIS_URL = f"redis://127.0.0.1:6379/{_REDIS_DB}"
+LOCAL_DATABASE_URL = f"postgresql://postgres@127.0.0.1:5432/offload_test{_SUFFIX.replace('-', '_')}"
+AMQP_URL = os.environ.get("OFFLOAD_TEST_AMQP_URL", LOCAL_AMQP_URL)
+REDIS_URL = os.environ.get("OFFLOAD_TEST_REDIS_URL", LOCAL_REDIS_URL)
+DATABASE_URL = os.environ.get("OFFLOAD_TEST_DATABASE_URL", LOCAL_DATABASE_URL)
 API_KEY = "test-key"
 
 
@@ -47,8 +47,9 @@ def service_env(**extra: str) -> dict[str, str]:
 
 
 def ensure_vhost() -> None:
-    """Create the test vhost on the local RabbitMQ if it is missing (needs rabbitmqctl)."""
-    if not AMQP_URL.endswith(f"/{AMQP_VHOST}") or "OFFLOAD_TEST_AMQP_URL" in os.environ:
+    """Create the test vhost on the local RabbitMQ if it is missing (needs rabbitmqctl); a URL
+    given outright, or a container's (created with the vhost), is left as it is."""
+    if AMQP_URL != LOCAL_AMQP_URL:
         return
     create_vhost(AMQP_VHOST)
 

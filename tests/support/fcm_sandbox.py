@@ -9,7 +9,7 @@ import httpx
 
 from services.pusher.config import PusherSettings
 from tests.support import environment
-from tests.support.processes import Service, free_port, wait_until
+from tests.support.processes import Service, free_port, http_ok, start_process
 
 
 class FcmSandbox:
@@ -26,29 +26,22 @@ class FcmSandbox:
         """Start the process and wait until it answers (once: `with FcmSandbox().start()` works)."""
         if self._service is not None:
             return self
-        self._service = service = Service(
-            f"fcm-sandbox-{self.port}",
-            ["-m", "services.fcm_sandbox"],
-            environment.service_env(
-                OFFLOAD_SANDBOX_HOST="127.0.0.1",
-                OFFLOAD_SANDBOX_PORT=str(self.port),
-                OFFLOAD_LOG_JSON="false",
-            ),
-            self._log_dir,
-        )
-
-        def ready() -> bool:
-            if service.process.poll() is not None:
-                raise RuntimeError(f"the FCM sandbox exited:\n{service.log()[-3000:]}")
-            try:
-                return self.admin.get("/sandbox/stats", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
         try:
-            wait_until(ready, 20, "the FCM sandbox to answer")
+            self._service = start_process(
+                f"fcm-sandbox-{self.port}",
+                ["-m", "services.fcm_sandbox"],
+                environment.service_env(
+                    OFFLOAD_SANDBOX_HOST="127.0.0.1",
+                    OFFLOAD_SANDBOX_PORT=str(self.port),
+                    OFFLOAD_LOG_JSON="false",
+                ),
+                self._log_dir,
+                ready=http_ok(f"{self.base_url}/sandbox/stats"),
+                timeout=20,
+                what="the FCM sandbox to answer",
+            )
         except BaseException:
-            self.stop()
+            self.stop()  # closes the admin client
             raise
         return self
 

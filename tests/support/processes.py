@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -87,15 +87,81 @@ def wait_until(
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
-class Service:
-    """One process (and its children) started in its own session, logging to a file."""
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live children (0 once it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+
+# --- readiness: what start_process polls until the process answers ----------------------------
+
+Ready = Callable[[], bool]
+
+
+def http_ok(url: str, *, accept: Callable[[int], bool] | None = None, timeout: float = 1) -> Ready:
+    """Ready once GET `url` answers with a status `accept` takes (by default, 200)."""
+
+    def ready() -> bool:
+        try:
+            status = httpx.get(url, timeout=timeout).status_code
+        except httpx.HTTPError:
+            return False
+        return accept(status) if accept is not None else status == 200
+
+    return ready
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 1) -> Ready:
+    """Ready once something accepts a TCP connection on host:port."""
+
+    def ready() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    return ready
+
+
+def consumers_added(queue: str, amqp_url: str | None = None) -> Ready:
+    """Ready once `queue` has more consumers than now: call it before starting the pool."""
+    broker = amqp_url or environment.AMQP_URL
+    before = consumer_count(queue, broker)
+    return lambda: consumer_count(queue, broker) > before
+
+
+class Service:
+    """One process (and its children) started in its own session, logging to a file.
+
+    `args` follow `executable` (this Python unless told); `env` None inherits this one.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        env: Mapping[str, str] | None,
+        log_dir: Path,
+        *,
+        executable: str = sys.executable,
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, *args],
+            [executable, *args],
             cwd=ROOT,
             env=env,
             stdout=self._log,
@@ -115,17 +181,31 @@ class Service:
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the process and its live children."""
-        total = 0.0
-        for proc in [psutil.Process(self.pid), *self.children()]:
-            try:
-                times = proc.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-        return total
+        return tree_cpu_seconds(self.pid)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, ready: Ready, timeout: float, what: str, step: float = 0.05) -> Self:
+        """Poll `ready` until it holds. If the process exits first (RuntimeError), `ready`
+        raises, or `timeout` passes (TimeoutError), stop the process and fail with its log's
+        tail."""
+
+        def check() -> bool:
+            code = self.process.poll()
+            if code is not None:
+                raise RuntimeError(f"{self.name} exited ({code}):\n{self.log()[-3000:]}")
+            return ready()
+
+        try:
+            wait_until(check, timeout, what, step)
+        except TimeoutError as exc:
+            self.stop()
+            raise TimeoutError(f"{exc}; {self.name} logged:\n{self.log()[-3000:]}") from None
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM the process group, SIGKILL whatever is left after `timeout`."""
@@ -149,35 +229,45 @@ class Service:
         self.stop()
 
 
+def start_process(
+    name: str,
+    args: Sequence[str],
+    env: Mapping[str, str] | None,
+    log_dir: Path,
+    *,
+    ready: Ready,
+    timeout: float,
+    what: str | None = None,
+    step: float = 0.05,
+    executable: str = sys.executable,
+) -> Service:
+    """Start `executable *args` as a Service logging to log_dir/<name>.log, and return it once
+    `ready()` holds (http_ok, port_open, consumers_added, ...). If it exits or `timeout` passes
+    first, it is stopped and the error carries the tail of its log. Stop it with `.stop()` or
+    `with`."""
+    service = Service(name, args, env, log_dir, executable=executable)
+    return service.wait_ready(ready, timeout, what or f"{name} to be ready", step)
+
+
 def start_gateway(log_dir: Path, **env: str) -> tuple[Service, str]:
     """A gateway process on a free port, once /readyz says it can accept jobs."""
     port = free_port()
-    service = Service(
+    base = f"http://127.0.0.1:{port}"
+    service = start_process(
         "gateway",
         ["-m", "services.gateway"],
         environment.service_env(OFFLOAD_GATEWAY_PORT=str(port), **env),
         log_dir,
+        ready=http_ok(f"{base}/readyz"),
+        timeout=30,
+        what="the gateway to be ready",
     )
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"gateway exited:\n{service.log()[-3000:]}")
-        try:
-            return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(ready, 30, "the gateway to be ready")
-    except BaseException:
-        service.stop()
-        raise
     return service, base
 
 
-def consumer_count(queue: str, amqp_url: str = environment.AMQP_URL) -> int:
-    connection = pika.BlockingConnection(pika_parameters(amqp_url))
+def consumer_count(queue: str, amqp_url: str | None = None) -> int:
+    """Consumers of `queue` on `amqp_url` (the test broker unless told)."""
+    connection = pika.BlockingConnection(pika_parameters(amqp_url or environment.AMQP_URL))
     try:
         method = connection.channel().queue_declare(queue, passive=True).method
         return int(method.consumer_count)
@@ -195,10 +285,9 @@ def start_worker(
     **env: str,
 ) -> Service:
     """A worker pool process, once it consumes its queue (on OFFLOAD_AMQP_URL if given)."""
-    broker = env.get("OFFLOAD_AMQP_URL", environment.AMQP_URL)
-    before = consumer_count(queue, broker)
     label = name or service_name
-    service = Service(
+    ready = consumers_added(queue, env.get("OFFLOAD_AMQP_URL"))  # counted before the start
+    return start_process(
         label,
         [
             "-m",
@@ -216,16 +305,8 @@ def start_worker(
         ],
         environment.service_env(**env),
         log_dir,
+        ready=ready,
+        timeout=60,
+        what=f"{label} to consume {queue}",
+        step=0.2,
     )
-
-    def consuming() -> bool:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"{label} exited:\n{service.log()[-3000:]}")
-        return consumer_count(queue, broker) > before
-
-    try:
-        wait_until(consuming, 60, f"{label} to consume {queue}", step=0.2)
-    except BaseException:
-        service.stop()
-        raise
-    return service

@@ -1,6 +1,5 @@
 """A real Prometheus server for tests: started on a free loopback port, stopped by PID."""
 
-import subprocess
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -8,7 +7,7 @@ from typing import Any, Self
 import httpx
 import yaml
 
-from tests.support.processes import free_port, wait_until
+from tests.support.processes import Service, free_port, http_ok, start_process
 
 PROMETHEUS = "/usr/bin/prometheus"
 
@@ -26,52 +25,40 @@ class PrometheusServer:
         self.config_path = work_dir / "prometheus.yml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self._data_dir = work_dir / "tsdb"
-        self.log_path = work_dir / "prometheus.log"
-        self._log = self.log_path.open("ab")
-        self._process: subprocess.Popen[bytes] | None = None
+        self._work_dir = work_dir
+        self.log_path = work_dir / "prometheus.log"  # start_process logs to <dir>/<name>.log
+        self._service: Service | None = None
         self.api = httpx.Client(base_url=self.base_url, timeout=10)
 
     def start(self) -> Self:
         """Start the server and wait until it reports ready."""
-        self._process = process = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={self.config_path}",
-                f"--storage.tsdb.path={self._data_dir}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"prometheus exited:\n{self.log()[-3000:]}")
-            try:
-                return self.api.get("/-/ready", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
         try:
-            wait_until(ready, 30, "prometheus to be ready", step=0.1)
+            self._service = start_process(
+                "prometheus",
+                [
+                    f"--config.file={self.config_path}",
+                    f"--storage.tsdb.path={self._data_dir}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                None,  # prometheus's own environment
+                self._work_dir,
+                ready=http_ok(f"{self.base_url}/-/ready"),
+                timeout=30,
+                what="prometheus to be ready",
+                step=0.1,
+                executable=PROMETHEUS,
+            )
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """Terminate the process (kill it if it lingers) and close the log."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        """Stop the process by PID (kill it if it lingers) and close the log."""
+        service, self._service = self._service, None
+        if service is not None:
+            service.stop()
         self.api.close()
-        self._log.close()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

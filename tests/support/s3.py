@@ -6,11 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from services.common.storage import LocalStorage, S3Storage, Storage, s3_client
-from tests.support.processes import Service, free_port, wait_until
+from tests.support.processes import Service, free_port, http_ok, start_process
 
 # Moto accepts any credentials; boto3 only needs some to sign with.
 CREDENTIALS = {
@@ -36,27 +35,17 @@ class S3Server:
 def start_s3(log_dir: Path) -> S3Server:
     """A moto S3 server on a free loopback port, once it answers."""
     port = free_port()
-    service = Service(
+    endpoint = f"http://127.0.0.1:{port}"
+    service = start_process(
         "moto-s3",
         ["-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         {k: v for k, v in os.environ.items() if not k.startswith("OFFLOAD_")},
         log_dir,
+        ready=http_ok(f"{endpoint}/moto-api/", accept=lambda status: status < 500),
+        timeout=30,
+        what="the moto S3 server",
+        step=0.1,
     )
-    endpoint = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"moto server exited:\n{service.log()[-3000:]}")
-        try:
-            return httpx.get(f"{endpoint}/moto-api/", timeout=1).status_code < 500
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(up, 30, "the moto S3 server", step=0.1)
-    except BaseException:
-        service.stop()
-        raise
     return S3Server(service, endpoint)
 
 
