@@ -36,8 +36,8 @@ from bench import devices, servers
 from services.common import topology
 from services.common.contracts.push import BULK_QUEUE, URGENT_QUEUE
 from services.common.topology import pika_parameters
+from services.pusher.delivery import RATE_BUCKET
 from services.pusher.fcm import Push, build_message
-from services.pusher.tasks import RATE_BUCKET
 from tests.support import environment
 from tests.support.fcm_sandbox import FcmSandbox
 from tests.support.processes import (

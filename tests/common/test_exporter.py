@@ -1,7 +1,7 @@
 """The state exporter as a real process over the real Postgres: what is in progress, how long
 since it last moved forward, and a scrape that answers whatever the database does.
 
-Campaigns and reports are built with the stores the workers use (services/pusher/campaigns.py,
+Campaigns and reports are built with the stores the workers use (services/common/store/campaigns.py,
 services/common/store/reports.py); `rewind` moves an item's recorded history into the past, as if
 every step had happened `seconds` earlier.
 """
@@ -21,10 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
-from services.common.jobs import FINISH_JOB, INSERT_JOB, START_JOB
+from services.common import jobs
+from services.common.jobs import INSERT_JOB, START_JOB
+from services.common.store import campaigns, reports
 from services.ops.exporter import QUERY
-from services.common.store import reports
-from services.pusher import campaigns
 from tests.support import environment
 from tests.support.processes import Service, free_port, http_ok, start_process
 from tests.support.proxy import TcpProxy
@@ -130,7 +130,7 @@ def new_job(conn: psycopg.Connection[Any], kind: str, status: str = "running") -
     if status == "running":
         conn.execute(START_JOB, (job_id,))
     elif status != "queued":
-        conn.execute(FINISH_JOB, (status, None, None, None, job_id))
+        jobs.finish(conn, job_id, status)
     return job_id
 
 

@@ -9,8 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.common import topology
 from services.ops import deadletters
@@ -19,6 +17,7 @@ from tests.e2e.test_campaign_delivery import import_devices, send_campaign, wait
 from tests.support import environment
 from tests.support.fcm_sandbox import FcmSandbox
 from tests.support.processes import start_gateway, start_worker
+from tests.support.service_account import service_account_file
 
 pytestmark = pytest.mark.integration
 
@@ -63,26 +62,6 @@ class TokenEndpoint:
         self._server.server_close()
 
 
-def service_account(path: Path, token_uri: str) -> Path:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    info = {
-        "type": "service_account",
-        "project_id": "offload-sandbox",
-        "private_key_id": "k1",
-        "private_key": pem,
-        "client_email": "pusher@offload-sandbox.iam.gserviceaccount.com",
-        "client_id": "1",
-        "token_uri": token_uri,
-    }
-    path.write_text(json.dumps(info))
-    return path
-
-
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[FcmSandbox]:
     with FcmSandbox(tmp_path).start() as running:
@@ -95,6 +74,7 @@ def test_a_refused_access_token_retries_the_batch_until_it_is_granted(
     purge_queues()
     tokens = [f"token-{i:03d}" for i in range(300)]
     with TokenEndpoint(FAILURES) as endpoint:
+        key_file = service_account_file(tmp_path / "sa.json", token_uri=endpoint.url)
         gateway, base_url = start_gateway(tmp_path)
         worker = start_worker(
             "pusher",
@@ -102,7 +82,7 @@ def test_a_refused_access_token_retries_the_batch_until_it_is_granted(
             tmp_path,
             concurrency=1,
             name="pusher-token",
-            GOOGLE_APPLICATION_CREDENTIALS=str(service_account(tmp_path / "sa.json", endpoint.url)),
+            GOOGLE_APPLICATION_CREDENTIALS=str(key_file),
             OFFLOAD_FCM_URL=f"http://127.0.0.1:{sandbox.port}",
             OFFLOAD_PUSH_RETRY_BACKOFF_S="0.2",
         )

@@ -10,8 +10,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from firebase_admin import messaging
 from google.auth.exceptions import RefreshError
 
@@ -32,6 +30,7 @@ from services.pusher.fcm import (
 from services.pusher.metrics import MESSAGES
 from tests.support.fcm_sandbox import FcmSandbox
 from tests.support.processes import free_port
+from tests.support.service_account import service_account_file
 
 
 def push(token: str = "tok-1", **changes: Any) -> Push:
@@ -194,26 +193,7 @@ async def test_access_token_failure_is_a_retryable_error() -> None:
 
 
 def test_service_account_file_names_the_project(tmp_path: Path) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    path = tmp_path / "sa.json"
-    path.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": "acme-prod",
-                "private_key_id": "k1",
-                "private_key": pem,
-                "client_email": "pusher@acme-prod.iam.gserviceaccount.com",
-                "client_id": "1",
-                "token_uri": "https://oauth2.googleapis.com/token",
-            }
-        )
-    )
+    path = service_account_file(tmp_path / "sa.json", project_id="acme-prod")
     settings = PusherSettings(GOOGLE_APPLICATION_CREDENTIALS=str(path))
     assert AccessTokens(settings).project == "acme-prod"
     assert settings.fcm_base_url() == "https://fcm.googleapis.com"
