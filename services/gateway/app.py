@@ -12,10 +12,10 @@ from services.common import logs
 from services.common.storage import storage_from_settings
 from services.gateway.analyses.service import AnalysisAdmission
 from services.gateway.api import analyses, campaigns, devices, health, jobs, reports, uploads
-from services.gateway.campaigns.service import CampaignRepository
+from services.gateway.campaigns.service import CampaignService
 from services.gateway.config import GatewaySettings
 from services.gateway.deps import Clients
-from services.gateway.devices.service import DeviceRepository
+from services.gateway.devices.service import DeviceRegistry
 from services.gateway.errors import (
     GatewayError,
     NoValidRows,
@@ -25,10 +25,10 @@ from services.gateway.errors import (
 from services.gateway.janitor import Janitor
 from services.gateway.jobs.admission import Admission
 from services.gateway.jobs.idempotency import IdempotencyKeys
-from services.gateway.jobs.service import JobRepository
+from services.gateway.jobs.service import JobService
 from services.gateway.messaging.publisher import Publisher
 from services.gateway.middleware import RequestContextMiddleware
-from services.gateway.reports.service import ReportRepository
+from services.gateway.reports.service import ReportService
 from services.gateway.uploads.service import UploadStore
 
 log = logging.getLogger(__name__)
@@ -65,21 +65,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         await publisher.start()
         redis_client: aioredis.Redis = aioredis.Redis.from_url(settings.redis_url)
-        job_repo = JobRepository(pool)
-        admission = Admission(pool, publisher, job_repo)
+        job_service = JobService(pool)
+        admission = Admission(pool, publisher, job_service)
         storage = storage_from_settings(settings)
         app.state.clients = Clients(
             settings=settings,
-            jobs=job_repo,
+            jobs=job_service,
             admission=admission,
             analyses=AnalysisAdmission(
-                redis_client, admission, job_repo, settings.analysis_inflight_ttl_s
+                redis_client, admission, job_service, settings.analysis_inflight_ttl_s
             ),
             publisher=publisher,
             redis=redis_client,
-            devices=DeviceRepository(pool),
-            campaigns=CampaignRepository(pool),
-            reports=ReportRepository(pool),
+            devices=DeviceRegistry(pool),
+            campaigns=CampaignService(pool),
+            reports=ReportService(pool),
             storage=storage,
             uploads=UploadStore(storage, settings.upload_max_bytes, settings.upload_ttl_s),
         )

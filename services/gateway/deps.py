@@ -11,15 +11,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.common.storage import Storage
 from services.gateway.analyses.service import AnalysisAdmission
-from services.gateway.campaigns.service import CampaignRepository
+from services.gateway.campaigns.service import CampaignService
 from services.gateway.config import GatewaySettings
-from services.gateway.devices.service import DeviceRepository
+from services.gateway.devices.service import DeviceRegistry
 from services.gateway.errors import Unauthorized
 from services.gateway.jobs.admission import Admission
 from services.gateway.jobs.idempotency import Idempotency, request_hash
-from services.gateway.jobs.service import JobRepository
+from services.gateway.jobs.service import JobService
 from services.gateway.messaging.publisher import Publisher
-from services.gateway.reports.service import ReportRepository
+from services.gateway.reports.service import ReportService
 from services.gateway.uploads.service import UploadStore
 
 
@@ -28,14 +28,14 @@ class Clients:
     """What the lifespan opened; lives on app.state.clients."""
 
     settings: GatewaySettings
-    jobs: JobRepository
+    jobs: JobService
     admission: Admission
     analyses: AnalysisAdmission
-    campaigns: CampaignRepository
-    reports: ReportRepository
+    campaigns: CampaignService
+    reports: ReportService
     publisher: Publisher
     redis: "aioredis.Redis"
-    devices: DeviceRepository
+    devices: DeviceRegistry
     storage: Storage
     uploads: UploadStore
 

@@ -21,7 +21,7 @@ from services.common.contracts.analysis import (
 from services.gateway.analyses.schemas import AnalysisRequest
 from services.gateway.jobs.admission import Admission, JobRequest
 from services.gateway.jobs.idempotency import Idempotency
-from services.gateway.jobs.service import JobRepository
+from services.gateway.jobs.service import JobService
 
 # KEYS: score cache, in-flight claim; ARGV: new job id, claim TTL.
 _ADMIT = """
@@ -47,7 +47,7 @@ class AnalysisAdmission:
         self,
         redis: "aioredis.Redis",
         admission: Admission,
-        jobs: JobRepository,
+        jobs: JobService,
         inflight_ttl_s: int,
     ) -> None:
         self._redis = redis

@@ -66,7 +66,9 @@ def stats_view(row: dict[str, Any], failures: dict[str, int], now: datetime) -> 
     }
 
 
-class CampaignRepository:
+class CampaignService:
+    """Campaigns as the API handles them: create, send as a job, cancel, read."""
+
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
         self._pool = pool
 

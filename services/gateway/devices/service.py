@@ -24,8 +24,8 @@ IMPORT_BATCH_ROWS = 10_000
 IMPORT_BATCH_ROWS = 10_000
 
 
-class DeviceRepository:
-    """The devices table as the gateway uses it."""
+class DeviceRegistry:
+    """The device registry as the API uses it (writes through services.common.store.devices)."""
 
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
         self._pool = pool

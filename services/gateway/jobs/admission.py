@@ -25,7 +25,7 @@ from services.gateway.errors import DatabaseUnavailable
 from services.gateway.jobs import idempotency
 from services.gateway.jobs.batching import JobInserter
 from services.gateway.jobs.idempotency import Idempotency
-from services.gateway.jobs.service import JobRepository
+from services.gateway.jobs.service import JobService
 from services.gateway.messaging import celery_message
 from services.gateway.messaging.publisher import Publisher
 
@@ -74,11 +74,11 @@ class Admission:
         self,
         pool: AsyncConnectionPool[AsyncConnection[Any]],
         publisher: Publisher,
-        jobs_repo: JobRepository,
+        job_service: JobService,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
-        self._jobs = jobs_repo
+        self._jobs = job_service
         self._inserter = JobInserter(pool)
 
     async def close(self) -> None:

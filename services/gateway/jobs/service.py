@@ -14,8 +14,8 @@ from services.gateway.ids import parse_id
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
-class JobRepository:
-    """The job table as the gateway reads it."""
+class JobService:
+    """Jobs as the API reads and cancels them."""
 
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
         self._pool = pool

@@ -38,7 +38,9 @@ def report_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class ReportRepository:
+class ReportService:
+    """Reports as the API handles them: accept a spec as a job, read status, find the file."""
+
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
         self._pool = pool
 
