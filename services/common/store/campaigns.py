@@ -27,6 +27,16 @@ from services.common.jobs import JobStatus
 
 DEVICE_GONE = "DEVICE_GONE"
 COLUMNS = "id, status, title, body, data, priority, target, send_at, job_id, created_at"
+# A campaign whose job failed for good or was cancelled through /v1/jobs shows that status: no
+# worker will move it on, whatever its own row last said.
+SHOWN_STATUS = (
+    "CASE WHEN c.status IN ('scheduled', 'processing') AND j.status IN ('failed', 'cancelled') "
+    "THEN j.status ELSE c.status END"
+)
+SELECT_VIEWS = (
+    f"SELECT c.id, {SHOWN_STATUS} AS status, c.title, c.body, c.data, c.priority, c.target, "
+    "c.send_at, c.job_id, c.created_at FROM campaigns c LEFT JOIN jobs j ON j.id = c.job_id"
+)
 
 
 @dataclass(frozen=True)
@@ -214,7 +224,56 @@ def count_processing(conn: Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
-# Async: the gateway's writes.
+# Async: the gateway's writes and reads.
+
+
+def _stored_statuses(shown: str | None) -> list[str]:
+    """The row statuses a campaign shown as `shown` can have (so the status index is used)."""
+    if shown in ("failed", "cancelled"):
+        return [shown, "scheduled", "processing"]
+    return [shown] if shown else []
+
+
+async def fetch_view(conn: AsyncConnection[Any], campaign_id: UUID) -> dict[str, Any] | None:
+    """The campaign as shown (its job's failure or cancellation shows through), or None."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(f"{SELECT_VIEWS} WHERE c.id = %s", (campaign_id,))
+        return await cur.fetchone()
+
+
+async def list_views(
+    conn: AsyncConnection[Any], status: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Campaigns as shown, newest first, only those shown as `status` if given."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"{SELECT_VIEWS} WHERE (%(s)s::text IS NULL "
+            f"OR (c.status = ANY(%(stored)s) AND {SHOWN_STATUS} = %(s)s)) "
+            "ORDER BY c.created_at DESC LIMIT %(n)s",
+            {"s": status, "stored": _stored_statuses(status), "n": limit},
+        )
+        return await cur.fetchall()
+
+
+async def fetch_stats(
+    conn: AsyncConnection[Any], campaign_id: UUID
+) -> tuple[dict[str, Any], dict[str, int]] | None:
+    """The campaign's counters and its failures by code, or None."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {SHOWN_STATUS} AS status, c.total, c.sent, c.succeeded, c.failed, "
+            "c.started_at, c.completed_at "
+            "FROM campaigns c LEFT JOIN jobs j ON j.id = c.job_id WHERE c.id = %s",
+            (campaign_id,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await cur.execute(
+            "SELECT code, count FROM campaign_failures WHERE campaign_id = %s", (campaign_id,)
+        )
+        failures = {f["code"]: f["count"] for f in await cur.fetchall()}
+    return row, failures
 
 
 async def create(

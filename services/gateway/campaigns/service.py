@@ -6,7 +6,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from services.common.contracts.push import JOB_KIND, SEND_CAMPAIGN, queue_for
@@ -15,24 +14,6 @@ from services.gateway.campaigns.schemas import CampaignCreate
 from services.gateway.errors import CampaignNotFound, CampaignStateConflict
 from services.gateway.ids import parse_id
 from services.gateway.jobs.admission import Admission, JobRequest
-
-# A campaign whose job failed for good or was cancelled through /v1/jobs shows that status: no
-# worker will move it on, whatever its own row last said.
-STATUS = (
-    "CASE WHEN c.status IN ('scheduled', 'processing') AND j.status IN ('failed', 'cancelled') "
-    "THEN j.status ELSE c.status END"
-)
-SELECT_CAMPAIGNS = (
-    f"SELECT c.id, {STATUS} AS status, c.title, c.body, c.data, c.priority, c.target, c.send_at, "
-    "c.job_id, c.created_at FROM campaigns c LEFT JOIN jobs j ON j.id = c.job_id"
-)
-
-
-def _stored_statuses(shown: str | None) -> list[str]:
-    """The row statuses a campaign shown as `shown` can have (so the status index is used)."""
-    if shown in ("failed", "cancelled"):
-        return [shown, "scheduled", "processing"]
-    return [shown] if shown else []
 
 
 def campaign_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -87,22 +68,15 @@ class CampaignService:
 
     async def get(self, campaign_id: str) -> dict[str, Any]:
         uid = parse_id(campaign_id, CampaignNotFound, "campaign")
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(f"{SELECT_CAMPAIGNS} WHERE c.id = %s", (uid,))
-            row = await cur.fetchone()
+        async with self._pool.connection() as conn:
+            row = await campaigns.fetch_view(conn, uid)
         if row is None:
             raise CampaignNotFound(f"no campaign with id {campaign_id}")
         return row
 
     async def list(self, status: str | None, limit: int) -> list[dict[str, Any]]:
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(
-                f"{SELECT_CAMPAIGNS} WHERE (%(s)s::text IS NULL "
-                f"OR (c.status = ANY(%(stored)s) AND {STATUS} = %(s)s)) "
-                "ORDER BY c.created_at DESC LIMIT %(n)s",
-                {"s": status, "stored": _stored_statuses(status), "n": limit},
-            )
-            return await cur.fetchall()
+        async with self._pool.connection() as conn:
+            return await campaigns.list_views(conn, status, limit)
 
     async def send(
         self, campaign_id: str, admission: Admission, request_id: str | None
@@ -148,18 +122,9 @@ class CampaignService:
 
     async def stats(self, campaign_id: str) -> dict[str, Any]:
         uid = parse_id(campaign_id, CampaignNotFound, "campaign")
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(
-                f"SELECT {STATUS} AS status, c.total, c.sent, c.succeeded, c.failed, "
-                "c.started_at, c.completed_at "
-                "FROM campaigns c LEFT JOIN jobs j ON j.id = c.job_id WHERE c.id = %s",
-                (uid,),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise CampaignNotFound(f"no campaign with id {campaign_id}")
-            await cur.execute(
-                "SELECT code, count FROM campaign_failures WHERE campaign_id = %s", (uid,)
-            )
-            failures = {f["code"]: f["count"] for f in await cur.fetchall()}
+        async with self._pool.connection() as conn:
+            found = await campaigns.fetch_stats(conn, uid)
+        if found is None:
+            raise CampaignNotFound(f"no campaign with id {campaign_id}")
+        row, failures = found
         return stats_view(row, failures, datetime.now(UTC))
