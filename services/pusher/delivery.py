@@ -77,8 +77,7 @@ def _template(campaign: Campaign) -> Push:
 
 
 def _is_cancelled(conn: Connection[Any], campaign: Campaign) -> bool:
-    row = conn.execute("SELECT status FROM campaigns WHERE id = %s", (campaign.id,)).fetchone()
-    return row is None or row[0] == "cancelled"
+    return campaigns.status(conn, campaign.id) in (None, "cancelled")
 
 
 async def send_batch(

@@ -72,11 +72,7 @@ def fan_out(
     published = 0
     if next_no > 0:
         # A redelivered fan-out: the last recorded batch may not have been published.
-        last = conn.execute(
-            "SELECT after_id, last_id FROM campaign_batches "
-            "WHERE campaign_id = %s AND batch_no = %s",
-            (campaign.id, next_no - 1),
-        ).fetchone()
+        last = campaigns.batch_range(conn, campaign.id, next_no - 1)
         if last is not None:
             publish(
                 SendBatch(

@@ -61,6 +61,21 @@ def load(conn: Connection[Any], campaign_id: UUID) -> Campaign | None:
     return Campaign(**row) if row else None
 
 
+def status(conn: Connection[Any], campaign_id: UUID) -> str | None:
+    """The campaign's own status, or None if it is gone."""
+    row = conn.execute("SELECT status FROM campaigns WHERE id = %s", (campaign_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def batch_range(conn: Connection[Any], campaign_id: UUID, batch_no: int) -> tuple[int, int] | None:
+    """(after id, last id] of a recorded batch, or None."""
+    row = conn.execute(
+        "SELECT after_id, last_id FROM campaign_batches WHERE campaign_id = %s AND batch_no = %s",
+        (campaign_id, batch_no),
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def due(conn: Connection[Any], limit: int = 100) -> list[tuple[UUID, UUID, str]]:
     """(campaign id, job id, priority) of scheduled campaigns whose send time has come."""
     rows = conn.execute(
