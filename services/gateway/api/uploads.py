@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, status
 
 from services.gateway.deps import ApiKey, ClientsDep
 from services.gateway.errors import ErrorBody, UnsupportedImportType, UploadTooLarge
-from services.gateway.uploads.line_reader import MEDIA_TYPES, body_format
+from services.gateway.line_reader import MEDIA_TYPES, body_format
 from services.gateway.uploads.schemas import UploadReceipt, UploadView
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])

@@ -15,7 +15,7 @@ from services.gateway.devices.schemas import (
     check_user_id,
 )
 from services.gateway.errors import InvalidImportHeader
-from services.gateway.uploads.line_reader import (
+from services.gateway.line_reader import (
     MAX_ERRORS,
     MAX_LINE_BYTES,
     MEDIA_TYPES,
@@ -23,7 +23,7 @@ from services.gateway.uploads.line_reader import (
     LineParser,
     csv_fields,
 )
-from services.gateway.uploads.line_reader import body_format as import_format
+from services.gateway.line_reader import body_format as import_format
 
 __all__ = ["MAX_ERRORS", "MAX_LINE_BYTES", "MEDIA_TYPES", "Row", "RowParser", "import_format"]
 

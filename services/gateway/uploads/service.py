@@ -21,7 +21,7 @@ from services.common import rowfiles
 from services.common.rowfiles import IndexBuilder, UploadIndex
 from services.common.storage import ObjectWriter, Storage
 from services.gateway.errors import InvalidImportHeader, NoValidRows, UploadNotFound, UploadTooLarge
-from services.gateway.uploads.line_reader import Format, LineParser, csv_fields
+from services.gateway.line_reader import Format, LineParser, csv_fields
 
 log = logging.getLogger(__name__)
 
