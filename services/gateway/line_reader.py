@@ -13,6 +13,8 @@ but a record must fit on one line.
 import csv
 from typing import Any, Generic, Literal, TypeVar
 
+from pydantic import BaseModel, Field
+
 MAX_LINE_BYTES = 64 * 1024
 MAX_ERRORS = 1000
 
@@ -158,3 +160,21 @@ def csv_fields(line: str) -> list[str]:
         return next(csv.reader([line], strict=True))
     except (csv.Error, StopIteration) as exc:
         raise ValueError(f"invalid CSV: {exc}") from None
+
+
+def openapi_body(ndjson_example: str, csv_example: str) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads NDJSON or CSV lines."""
+    return {
+        "required": True,
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}, "example": ndjson_example},
+            "text/csv": {"schema": {"type": "string"}, "example": csv_example},
+        },
+    }
+
+
+class LineError(BaseModel):
+    """A rejected line of an uploaded file."""
+
+    line: int = Field(description="1-based line of the uploaded file (a CSV header is line 1)")
+    error: str

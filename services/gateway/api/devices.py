@@ -8,22 +8,14 @@ from services.gateway.deps import ApiKey, ClientsDep
 from services.gateway.devices.importer import MEDIA_TYPES, RowParser, import_format
 from services.gateway.devices.schemas import DeviceRegistration, DeviceView, ImportSummary
 from services.gateway.errors import ErrorBody, UnsupportedImportType
+from services.gateway.line_reader import openapi_body
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
-_IMPORT_BODY = {
-    "required": True,
-    "content": {
-        "application/x-ndjson": {
-            "schema": {"type": "string"},
-            "example": '{"token": "t1", "platform": "android", "user_id": "u1"}\n',
-        },
-        "text/csv": {
-            "schema": {"type": "string"},
-            "example": "token,platform,user_id,topics\nt1,android,u1,news;sport\n",
-        },
-    },
-}
+_IMPORT_BODY = openapi_body(
+    '{"token": "t1", "platform": "android", "user_id": "u1"}\n',
+    "token,platform,user_id,topics\nt1,android,u1,news;sport\n",
+)
 
 
 @router.post(

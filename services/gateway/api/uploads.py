@@ -6,24 +6,15 @@ from fastapi import APIRouter, Request, status
 
 from services.gateway.deps import ApiKey, ClientsDep
 from services.gateway.errors import ErrorBody, UnsupportedImportType, UploadTooLarge
-from services.gateway.line_reader import MEDIA_TYPES, body_format
+from services.gateway.line_reader import MEDIA_TYPES, body_format, openapi_body
 from services.gateway.uploads.schemas import UploadReceipt, UploadView
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
-_UPLOAD_BODY = {
-    "required": True,
-    "content": {
-        "application/x-ndjson": {
-            "schema": {"type": "string"},
-            "example": '{"region": "north", "amount": 12.5}\n{"region": "south", "amount": 3}\n',
-        },
-        "text/csv": {
-            "schema": {"type": "string"},
-            "example": "region,amount\nnorth,12.5\nsouth,3\n",
-        },
-    },
-}
+_UPLOAD_BODY = openapi_body(
+    '{"region": "north", "amount": 12.5}\n{"region": "south", "amount": 3}\n',
+    "region,amount\nnorth,12.5\nsouth,3\n",
+)
 
 
 @router.post(

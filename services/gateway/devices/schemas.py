@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.gateway.line_reader import LineError
+
 Platform = Literal["android", "ios", "web"]
 PLATFORMS: frozenset[str] = frozenset({"android", "ios", "web"})
 
@@ -101,13 +103,6 @@ class DeviceView(BaseModel):
     created_at: datetime
     updated_at: datetime
     deactivated_at: datetime | None
-
-
-class LineError(BaseModel):
-    """A rejected line of an import (1-based line number in the uploaded file)."""
-
-    line: int
-    error: str
 
 
 class ImportSummary(BaseModel):

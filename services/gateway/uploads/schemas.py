@@ -5,10 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-
-class LineError(BaseModel):
-    line: int = Field(description="1-based line of the uploaded file (a CSV header is line 1)")
-    error: str
+from services.gateway.line_reader import LineError
 
 
 class UploadView(BaseModel):
