@@ -12,7 +12,7 @@ from services.common.contracts.push import JOB_KIND, SEND_CAMPAIGN, queue_for
 from services.common.store import campaigns
 from services.gateway.campaigns.schemas import CampaignCreate
 from services.gateway.errors import CampaignNotFound, CampaignStateConflict
-from services.gateway.ids import parse_id
+from services.gateway.ids import fetch_or_404, parse_id
 from services.gateway.jobs.admission import Admission, JobRequest
 
 
@@ -67,12 +67,10 @@ class CampaignService:
             )
 
     async def get(self, campaign_id: str) -> dict[str, Any]:
-        uid = parse_id(campaign_id, CampaignNotFound, "campaign")
-        async with self._pool.connection() as conn:
-            row = await campaigns.fetch_view(conn, uid)
-        if row is None:
-            raise CampaignNotFound(f"no campaign with id {campaign_id}")
-        return row
+        """The campaign as shown; CampaignNotFound (404) for an id never issued."""
+        return await fetch_or_404(
+            self._pool, campaigns.fetch_view, campaign_id, CampaignNotFound, "campaign"
+        )
 
     async def list(self, status: str | None, limit: int) -> list[dict[str, Any]]:
         async with self._pool.connection() as conn:
@@ -121,10 +119,8 @@ class CampaignService:
         return row
 
     async def stats(self, campaign_id: str) -> dict[str, Any]:
-        uid = parse_id(campaign_id, CampaignNotFound, "campaign")
-        async with self._pool.connection() as conn:
-            found = await campaigns.fetch_stats(conn, uid)
-        if found is None:
-            raise CampaignNotFound(f"no campaign with id {campaign_id}")
-        row, failures = found
+        """Counters, failures by code, progress, rate and ETA."""
+        row, failures = await fetch_or_404(
+            self._pool, campaigns.fetch_stats, campaign_id, CampaignNotFound, "campaign"
+        )
         return stats_view(row, failures, datetime.now(UTC))

@@ -9,7 +9,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.common import jobs
 from services.common.jobs import JobStatus
 from services.gateway.errors import JobAlreadyFinished, JobNotFound
-from services.gateway.ids import parse_id
+from services.gateway.ids import fetch_or_404, parse_id
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
@@ -27,12 +27,7 @@ class JobService:
 
     async def get(self, job_id: str | UUID) -> dict[str, Any]:
         """The job row; JobNotFound for an id this system never issued."""
-        uid = parse_id(job_id, JobNotFound, "job")
-        async with self._pool.connection() as conn:
-            row = await jobs.fetch(conn, uid)
-        if row is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        return row
+        return await fetch_or_404(self._pool, jobs.fetch, job_id, JobNotFound, "job")
 
     async def find_active(self, job_id: str | UUID) -> dict[str, Any] | None:
         """The job if it exists and is queued or running."""

@@ -10,7 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.common.contracts.reports import JOB_KIND, PLAN_REPORT, ReportSpec
 from services.common.store import reports
 from services.gateway.errors import ReportGone, ReportNotFound
-from services.gateway.ids import parse_id
+from services.gateway.ids import fetch_or_404
 from services.gateway.jobs.admission import Admission, JobRequest
 from services.gateway.jobs.idempotency import Idempotency
 
@@ -87,12 +87,10 @@ class ReportService:
         return request.job_id, report_id
 
     async def get(self, report_id: str) -> dict[str, Any]:
-        uid = parse_id(report_id, ReportNotFound, "report")
-        async with self._pool.connection() as conn:
-            row = await reports.fetch_view(conn, uid)
-        if row is None:
-            raise ReportNotFound(f"no report with id {report_id}")
-        return row
+        """The report with its job's status; ReportNotFound (404) for an id never issued."""
+        return await fetch_or_404(
+            self._pool, reports.fetch_view, report_id, ReportNotFound, "report"
+        )
 
     async def file_key(self, report_id: str) -> tuple[str, int]:
         """The storage key and size of a ready, unexpired report; ReportGone otherwise."""
