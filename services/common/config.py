@@ -49,6 +49,12 @@ class ServiceSettings(BaseSettings):
     # Unset: offload-worker.heartbeat or offload-beat.heartbeat in the temp directory.
     heartbeat_file: str | None = None
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    # How long a worker waits for a pooled Postgres connection before it counts the database
+    # as unreachable (its message then goes back to the queue).
+    db_pool_timeout_s: float = Field(default=10.0, gt=0)
+    # How long a worker that could not start a job (a dependency is down) waits before it puts
+    # the message back, so an outage does not spin the queue.
+    dependency_pause_s: float = Field(default=2.0, ge=0)
 
     @model_validator(mode="after")
     def _refuse_guest_broker_in_production(self) -> "ServiceSettings":

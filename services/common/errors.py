@@ -3,10 +3,25 @@
 `JobTask` reads it: a `TransientError` is retried with backoff, then dead-lettered; a
 `BusinessError` fails the job at once with its code (no retry, no dead letter); anything else,
 `OffloadError`s included, is an internal error: the job fails and the message is dead-lettered
-with the reason, for an operator to look at and re-drive.
+with the reason, for an operator to look at and re-drive. A `DEPENDENCY_ERRORS` outage is not
+the job's failure at all: before the job starts its message goes back to the queue, while it
+runs it is retried like a transient error.
 """
 
 from typing import ClassVar
+
+import psycopg
+import redis
+from psycopg_pool import PoolTimeout
+
+# A dependency that did not answer (Redis or Postgres down, slow or unreachable): nothing is
+# wrong with the job, so a worker puts its message back or retries it rather than failing it.
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    psycopg.OperationalError,
+    PoolTimeout,
+)
 
 
 class OffloadError(Exception):

@@ -6,20 +6,21 @@ transient errors only, dead-lettering with a reason, poison-message detection) l
 What a failure means is its error class's policy (services.common.errors).
 """
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, NoReturn, cast
 from uuid import UUID
 
 from celery import Task
-from celery.exceptions import Retry, SoftTimeLimitExceeded
+from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
 from services.common import metrics
 from services.common.backoff import backoff_delay
 from services.common.config import ServiceSettings
 from services.common.contracts import TaskPayload
-from services.common.errors import BusinessError, OffloadError, TransientError
+from services.common.errors import DEPENDENCY_ERRORS, BusinessError, OffloadError, TransientError
 from services.common.jobs import StartOutcome
 from services.common.worker.deadletter import dead_letter
 from services.common.worker.resources import Resources, resources
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 # A message whose delivery killed its worker this many times is dead-lettered, not run again.
 MAX_WORKER_KILLS = 3
+# What is retried with backoff when the work raises it: its own transient errors, and a
+# dependency that stopped answering while the job ran.
+RETRIED: tuple[type[Exception], ...] = (TransientError, *DEPENDENCY_ERRORS)
 # The gateway commits a job row just after the broker confirms; a fast worker may be earlier.
 JOB_ROW_WAIT_S = 5.0
 
@@ -80,9 +84,12 @@ class JobTask(Task):  # type: ignore[misc]
     ) -> Mapping[str, Any] | None:
         """Run `work` for the job; on success settle it unless other tasks will (fan-out)."""
         res = resources(self.settings)
-        if self._killed_too_often(res, job_id):
-            return None
-        outcome = self._start(res, job_id)
+        try:
+            if self._killed_too_often(res, job_id):
+                return None
+            outcome = self._start(res, job_id)
+        except DEPENDENCY_ERRORS as exc:
+            self._put_back(res, exc)
         if outcome is not StartOutcome.STARTED:
             log.info("job not started: %s", outcome)
             self._count("skipped")
@@ -95,7 +102,7 @@ class JobTask(Task):  # type: ignore[misc]
             return None
         except Retry:
             raise  # the task asked Celery to run it again later
-        except TransientError as exc:
+        except RETRIED as exc:
             self._retry_or_give_up(res, job_id, exc)
             return None
         except BusinessError as exc:
@@ -113,7 +120,11 @@ class JobTask(Task):  # type: ignore[misc]
         if not settle:
             self._count("succeeded")
             return result
-        if res.jobs.succeed(job_id, result or {}):
+        try:
+            settled = res.jobs.succeed(job_id, result or {})
+        except DEPENDENCY_ERRORS as exc:
+            self._put_back(res, exc)  # the work is idempotent: it runs again once recorded
+        if settled:
             self._count("succeeded")
         else:
             log.info("job was settled elsewhere (cancelled?) before it succeeded")
@@ -141,8 +152,25 @@ class JobTask(Task):  # type: ignore[misc]
                 return outcome
             time.sleep(0.05)
 
+    def _put_back(self, res: Resources, exc: Exception) -> NoReturn:
+        """Requeue this message unacked: a dependency is down, nothing is wrong with the job."""
+        with contextlib.suppress(*DEPENDENCY_ERRORS):
+            res.redis.decr(self._deliveries_key())  # an outage is not a killed worker
+        log.warning(
+            "dependency unavailable, message put back in %.1f s: %s: %s",
+            self.settings.dependency_pause_s,
+            type(exc).__name__,
+            exc,
+        )
+        self._count("requeued")
+        time.sleep(self.settings.dependency_pause_s)  # an outage must not spin the queue
+        raise Reject(exc, requeue=True)
+
+    def _deliveries_key(self) -> str:
+        return f"offload:deliveries:{self.request.id}:{self.request.retries or 0}"
+
     def _killed_too_often(self, res: Resources, job_id: UUID) -> bool:
-        key = f"offload:deliveries:{self.request.id}:{self.request.retries or 0}"
+        key = self._deliveries_key()
         deliveries = cast(int, res.redis.incr(key))
         res.redis.expire(key, 24 * 3600)
         if deliveries <= MAX_WORKER_KILLS:
@@ -162,13 +190,19 @@ class JobTask(Task):  # type: ignore[misc]
             )
             return
         delay = backoff_delay(retries, self.retry_backoff_s)
-        res.jobs.retry_scheduled(job_id, delay, str(exc))
+        try:
+            res.jobs.retry_scheduled(job_id, delay, str(exc))
+        except DEPENDENCY_ERRORS as unrecorded:  # the retry still goes out
+            log.warning("retry not recorded on the job: %s", unrecorded)
         log.warning("transient failure, retry %d in %.1f s: %s", retries + 1, delay, exc)
         self._count("retried")
         raise self.retry(exc=exc, countdown=delay)
 
     def _give_up(self, res: Resources, job_id: UUID, code: str, message: str) -> None:
-        res.jobs.fail(job_id, code, message)
+        try:
+            res.jobs.fail(job_id, code, message)
+        except DEPENDENCY_ERRORS as unrecorded:  # the dead letter still keeps the message
+            log.warning("job failure not recorded: %s", unrecorded)
         dead_letter(self, reason=code, error=message)
         self._count("dead_lettered")
 

@@ -31,6 +31,7 @@ def resources(settings: ServiceSettings) -> Resources:
             settings.database_url,
             min_size=1,
             max_size=4,
+            timeout=settings.db_pool_timeout_s,
             open=True,
             # Workers query ranges of big tables (a batch's deliveries, a chunk's rows). Generic
             # plans of prepared statements ignore the range and scan everything so far, which
