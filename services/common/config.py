@@ -49,6 +49,8 @@ class ServiceSettings(BaseSettings):
     # Unset: offload-worker.heartbeat or offload-beat.heartbeat in the temp directory.
     heartbeat_file: str | None = None
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    # A Redis command (or connection) that takes longer failed: Redis counts as unreachable.
+    redis_timeout_s: float = Field(default=2.0, gt=0)
     # How long a worker waits for a pooled Postgres connection before it counts the database
     # as unreachable (its message then goes back to the queue).
     db_pool_timeout_s: float = Field(default=10.0, gt=0)

@@ -64,7 +64,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             retry_after_s=settings.retry_after_s,
         )
         await publisher.start()
-        redis_client: aioredis.Redis = aioredis.Redis.from_url(settings.redis_url)
+        redis_client: aioredis.Redis = aioredis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+        )
         job_service = JobService(pool)
         admission = Admission(pool, publisher, job_service)
         storage = storage_from_settings(settings)
@@ -73,7 +77,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             jobs=job_service,
             admission=admission,
             analyses=AnalysisAdmission(
-                redis_client, admission, job_service, settings.analysis_inflight_ttl_s
+                redis_client,
+                admission,
+                job_service,
+                settings.analysis_inflight_ttl_s,
+                settings.retry_after_s,
             ),
             publisher=publisher,
             redis=redis_client,

@@ -69,6 +69,13 @@ class DatabaseUnavailable(GatewayError):
     code = "database_unavailable"
 
 
+class RedisUnavailable(GatewayError):
+    """Redis (the score cache and the in-flight claims) did not answer; nothing was accepted."""
+
+    status_code = 503
+    code = "redis_unavailable"
+
+
 class DeviceNotFound(GatewayError):
     """No device has this token (to unregister: no active one)."""
 

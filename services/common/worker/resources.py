@@ -39,7 +39,11 @@ def resources(settings: ServiceSettings) -> Resources:
             kwargs={"autocommit": True, "options": "-c plan_cache_mode=force_custom_plan"},
             name="offload-worker",
         )
-        client: redis.Redis = redis.Redis.from_url(settings.redis_url)
+        client: redis.Redis = redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+        )
         _resources = Resources(pool=pool, redis=client, jobs=JobStore(pool))
         _owner_pid = os.getpid()
     return _resources

@@ -3,13 +3,18 @@
 One Redis round trip decides: a score under an hour old (its finished job is the answer),
 else this request claims the blog for its new job, else the job already crawling it is the
 answer (concurrent requests for one blog share one crawl). The claim is undone when the job
-is not created.
+is not created. Without Redis there is no way to keep one crawl per blog: the request gets a
+503 with Retry-After, and routes that do not need Redis keep working.
 """
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.common.contracts.analysis import (
     ANALYZE_BLOG,
@@ -19,9 +24,15 @@ from services.common.contracts.analysis import (
     score_cache_key,
 )
 from services.gateway.analyses.schemas import AnalysisRequest
+from services.gateway.errors import RedisUnavailable
 from services.gateway.jobs.admission import Admission, JobRequest
 from services.gateway.jobs.idempotency import Idempotency
 from services.gateway.jobs.service import JobService
+
+log = logging.getLogger(__name__)
+
+# Redis did not answer (down, unreachable, loading, or slower than OFFLOAD_REDIS_TIMEOUT_S).
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
 
 # KEYS: score cache, in-flight claim; ARGV: new job id, claim TTL.
 _ADMIT = """
@@ -49,11 +60,13 @@ class AnalysisAdmission:
         admission: Admission,
         jobs: JobService,
         inflight_ttl_s: int,
+        retry_after_s: int,
     ) -> None:
         self._redis = redis
         self._admission = admission
         self._jobs = jobs
         self._inflight_ttl_s = inflight_ttl_s
+        self._retry_after = str(retry_after_s)
 
     async def submit(
         self, body: AnalysisRequest, idem: Idempotency | None, request_id: str | None
@@ -71,9 +84,12 @@ class AnalysisAdmission:
             idempotency=idem,
         )
         key, ttl = inflight_key(body.blog_url), self._inflight_ttl_s
-        found, value = await self._redis.eval(  # type: ignore[misc]
-            _ADMIT, 2, score_cache_key(body.blog_url), key, str(request.job_id), str(ttl)
-        )
+        try:
+            found, value = await self._redis.eval(  # type: ignore[misc]
+                _ADMIT, 2, score_cache_key(body.blog_url), key, str(request.job_id), str(ttl)
+            )
+        except REDIS_DOWN as exc:
+            raise self._unavailable(exc) from exc
         if found == b"cached":
             entry = ScoreCacheEntry.model_validate_json(value)
             finished = await self._jobs.find_succeeded(entry.job_id)
@@ -83,10 +99,22 @@ class AnalysisAdmission:
             running = None if value is None else await self._jobs.find_active(value.decode())
             if running is not None:
                 return Admitted(running)
-            await self._redis.set(key, str(request.job_id), ex=ttl)
+            try:
+                await self._redis.set(key, str(request.job_id), ex=ttl)
+            except REDIS_DOWN as exc:
+                raise self._unavailable(exc) from exc
 
         async def release_claim() -> None:
-            await self._redis.delete(key)
+            try:
+                await self._redis.delete(key)
+            except REDIS_DOWN as exc:  # the claim expires by itself; the real error goes on
+                log.warning("in-flight claim for %s not released: %s", body.blog_url, exc)
 
         submitted = await self._admission.submit(request, undo=release_claim)
         return Admitted(submitted.job)
+
+    def _unavailable(self, exc: Exception) -> RedisUnavailable:
+        return RedisUnavailable(
+            f"Redis did not answer ({type(exc).__name__}); the analysis was not accepted",
+            headers={"Retry-After": self._retry_after},
+        )

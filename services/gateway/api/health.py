@@ -21,9 +21,14 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# Without these no job can be accepted; without Redis only analyses are refused (503), so a
+# Redis outage shows as degraded and keeps the gateway in service for everything else.
+REQUIRED = ("broker", "database")
+
+
 @router.get("/readyz")
 async def readyz(clients: ClientsDep) -> JSONResponse:
-    """Database, Redis and broker are reachable: the gateway can accept jobs."""
+    """Ready (200) while broker and database answer; `checks` and `degraded` say what is down."""
     checks = {"broker": clients.publisher.ready}
     try:
         await asyncio.wait_for(clients.jobs.ping(), timeout=1)
@@ -34,8 +39,12 @@ async def readyz(clients: ClientsDep) -> JSONResponse:
         checks["redis"] = bool(await asyncio.wait_for(clients.redis.ping(), timeout=1))
     except (OSError, TimeoutError, RedisError):
         checks["redis"] = False
-    ready = all(checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+    ready = all(checks[name] for name in REQUIRED)
+    degraded = sorted(name for name, ok in checks.items() if not ok)
+    return JSONResponse(
+        {"ready": ready, "checks": checks, "degraded": degraded},
+        status_code=200 if ready else 503,
+    )
 
 
 @router.get("/metrics", include_in_schema=False)
