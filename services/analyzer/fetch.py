@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from urllib.parse import urljoin, urlsplit
@@ -22,6 +24,17 @@ _ACCEPT = (
     "application/xml;q=0.9,*/*;q=0.8"
 )
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+# The content codings the crawler decodes itself (see _Inflater) and asks servers for; zlib
+# window bits per coding. Brotli and zstd are not installed, so they are neither asked for nor
+# accepted.
+_ZLIB_WBITS = {
+    "gzip": 16 + zlib.MAX_WBITS,
+    "x-gzip": 16 + zlib.MAX_WBITS,
+    "deflate": zlib.MAX_WBITS,
+}
+ACCEPT_ENCODING = "gzip, deflate"
+# Most bytes inflated in one go: a page is never inflated more than this past its cap.
+DECODE_STEP_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,11 @@ def build_client(
     return httpx.AsyncClient(
         transport=GuardedTransport(backend, limits=limits),
         timeout=httpx.Timeout(settings.crawl_timeout_s),
-        headers={"User-Agent": settings.crawl_user_agent, "Accept": _ACCEPT},
+        headers={
+            "User-Agent": settings.crawl_user_agent,
+            "Accept": _ACCEPT,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        },
         follow_redirects=False,
         # Environment proxies would connect on our behalf and bypass the guard.
         trust_env=False,
@@ -160,15 +177,90 @@ def _raise_for_status(url: str, response: httpx.Response) -> None:
 
 
 async def _read_capped(url: str, response: httpx.Response, max_bytes: int) -> bytes:
+    inflater = _inflater(url, response)
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise FetchFailed(f"{url}: body of {declared} bytes exceeds the {max_bytes} byte limit")
     chunks: list[bytes] = []
-    size = 0
-    # aiter_bytes yields decoded content, so the cap also bounds decompressed size.
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > max_bytes:
-            raise FetchFailed(f"{url}: body exceeds the {max_bytes} byte limit")
-        chunks.append(chunk)
+    received = size = 0
+    # Raw bytes as they arrive, decoded here a step at a time: httpx's own decoding inflates a
+    # whole read at once, so a few kilobytes of gzip could become gigabytes before the check.
+    async for raw in response.aiter_raw():
+        received += len(raw)
+        if received > max_bytes:
+            raise _too_large(url, max_bytes)
+        for chunk in (raw,) if inflater is None else inflater.decode(raw):
+            size += len(chunk)
+            if size > max_bytes:
+                raise _too_large(url, max_bytes)
+            chunks.append(chunk)
+    if inflater is not None:
+        chunks.append(inflater.flush())
+        if size + len(chunks[-1]) > max_bytes:
+            raise _too_large(url, max_bytes)
     return b"".join(chunks)
+
+
+def _too_large(url: str, max_bytes: int) -> FetchFailed:
+    return FetchFailed(f"{url}: body exceeds the {max_bytes} byte limit")
+
+
+def _inflater(url: str, response: httpx.Response) -> "_Inflater | None":
+    """The decoder of the response's one content coding; None for none or identity."""
+    codings = [
+        coding.strip().lower()
+        for coding in response.headers.get_list("content-encoding", split_commas=True)
+        if coding.strip()
+    ]
+    if len(codings) > 1:
+        # Each stacked coding multiplies a bomb's ratio; no real server stacks them.
+        listed = ", ".join(codings)
+        raise FetchFailed(f"{url}: refused a body with more than one content coding ({listed})")
+    if not codings or codings[0] == "identity":
+        return None
+    if codings[0] not in _ZLIB_WBITS:
+        raise FetchFailed(f"{url}: unsupported Content-Encoding {codings[0]!r}")
+    return _Inflater(url, codings[0])
+
+
+class _Inflater:
+    """Decodes a gzip or deflate body as it arrives, in steps of at most DECODE_STEP_BYTES."""
+
+    def __init__(self, url: str, coding: str) -> None:
+        self._url = url
+        self._coding = coding
+        self._zlib = zlib.decompressobj(_ZLIB_WBITS[coding])
+        self._started = False
+
+    def decode(self, data: bytes) -> Iterator[bytes]:
+        """The decoded pieces of data; what a caller stops reading is never inflated."""
+        while data:
+            yield self._step(data)
+            # Input the step had no room for; once the stream has ended, bytes after it go
+            # to unused_data and are ignored, as browsers do.
+            data = self._zlib.unconsumed_tail
+
+    def flush(self) -> bytes:
+        """What is left once the body ended (a truncated stream is read as far as it goes)."""
+        try:
+            return self._zlib.flush()
+        except zlib.error as exc:
+            raise self._undecodable(exc) from exc
+
+    def _step(self, data: bytes) -> bytes:
+        try:
+            try:
+                out = self._zlib.decompress(data, DECODE_STEP_BYTES)
+            except zlib.error:
+                if self._coding != "deflate" or self._started:
+                    raise
+                # Some servers send raw deflate without the zlib wrapper HTTP asks for.
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                out = self._zlib.decompress(data, DECODE_STEP_BYTES)
+        except zlib.error as exc:
+            raise self._undecodable(exc) from exc
+        self._started = True
+        return out
+
+    def _undecodable(self, exc: zlib.error) -> FetchFailed:
+        return FetchFailed(f"{self._url}: {self._coding} body could not be decoded: {exc}")

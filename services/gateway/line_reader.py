@@ -14,6 +14,9 @@ import csv
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
+
+from services.gateway.errors import UnsupportedImportType
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_ERRORS = 1000
@@ -34,6 +37,36 @@ def body_format(content_type: str | None) -> Format | None:
     """The format a Content-Type names, None for any other."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     return MEDIA_TYPES.get(media)
+
+
+class UnsupportedContentEncoding(UnsupportedImportType):
+    """A device import or data upload was sent compressed; bodies are read as sent, not decoded."""
+
+    code = "unsupported_content_encoding"
+
+
+def request_format(headers: Headers) -> Format:
+    """The format of a request body to read as lines; 415 for another type or a compressed body.
+
+    Nothing in the gateway decodes a request body (Starlette and uvicorn do not either), so a
+    Content-Encoding other than identity is refused before a byte is read: read as lines, a
+    gzip body would be rejected line by line, or stored as garbage rows.
+    """
+    fmt = body_format(headers.get("content-type"))
+    if fmt is None:
+        raise UnsupportedImportType(f"send one of {', '.join(MEDIA_TYPES)}")
+    codings = [
+        coding.strip().lower()
+        for value in headers.getlist("content-encoding")
+        for coding in value.split(",")
+    ]
+    if any(coding not in ("", "identity") for coding in codings):
+        sent = ", ".join(headers.getlist("content-encoding"))
+        raise UnsupportedContentEncoding(
+            f"Content-Encoding {sent!r} is not accepted: send the body uncompressed",
+            headers={"Accept-Encoding": "identity"},
+        )
+    return fmt
 
 
 class LineParser(Generic[RowT]):

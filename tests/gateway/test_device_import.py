@@ -3,10 +3,12 @@
 import json
 
 import pytest
+from starlette.datastructures import Headers
 
 from services.common.store.devices import copy_text
 from services.gateway.devices.importer import MAX_ERRORS, MAX_LINE_BYTES, RowParser, import_format
-from services.gateway.errors import InvalidImportHeader
+from services.gateway.errors import InvalidImportHeader, UnsupportedImportType
+from services.gateway.line_reader import UnsupportedContentEncoding, request_format
 
 
 def parse(fmt: str, body: bytes, chunk: int) -> tuple[list[tuple[object, ...]], RowParser]:
@@ -88,6 +90,27 @@ def test_content_types() -> None:
     assert import_format("text/csv; charset=utf-8") == "csv"
     assert import_format("application/json") is None
     assert import_format(None) is None
+
+
+def test_a_body_is_read_only_with_a_known_type_and_no_content_coding() -> None:
+    def headers(*pairs: tuple[str, str]) -> Headers:
+        return Headers(raw=[(k.lower().encode(), v.encode()) for k, v in pairs])
+
+    csv = ("Content-Type", "text/csv; charset=utf-8")
+    assert request_format(headers(csv)) == "csv"
+    assert request_format(headers(csv, ("Content-Encoding", " Identity "))) == "csv"
+    with pytest.raises(UnsupportedImportType) as caught:
+        request_format(headers(("Content-Type", "application/json")))
+    assert caught.value.code == "unsupported_media_type"
+    for codings in [("gzip",), ("identity", "gzip"), ("identity, x-gzip",), ("br",)]:
+        sent = headers(csv, *(("Content-Encoding", coding) for coding in codings))
+        with pytest.raises(UnsupportedContentEncoding) as refused:
+            request_format(sent)
+        assert (refused.value.status_code, refused.value.code) == (
+            415,
+            "unsupported_content_encoding",
+        )
+        assert refused.value.headers == {"Accept-Encoding": "identity"}
 
 
 def test_copy_text_escapes_backslashes_and_quotes_topics() -> None:

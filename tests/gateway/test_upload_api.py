@@ -1,5 +1,6 @@
 """Data uploads through a real gateway process into local storage: rows, bad lines, limits."""
 
+import gzip
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -159,6 +160,41 @@ def test_content_types_other_than_ndjson_or_csv_are_415(gateway: Gateway) -> Non
         response = upload(gateway.base_url, b'{"a": 1}\n', content_type)
         assert response.status_code == 415, content_type
         assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "gzip, gzip", "identity, gzip"])
+def test_compressed_bodies_are_415_not_stored_as_garbage(gateway: Gateway, encoding: str) -> None:
+    before = stored_uploads(gateway)
+    rows = b"region,amount\n" + b"".join(b"r%d,%d\n" % (i % 7, i) for i in range(20_000))
+    body = gzip.compress(rows, mtime=0)  # nothing decodes request bodies: it would be garbage
+    with api(gateway.base_url) as client:
+        answers = [
+            client.post(
+                path,
+                content=body,
+                headers={"Content-Type": content_type, "Content-Encoding": encoding},
+            )
+            for path, content_type in [("/v1/uploads", "text/csv"), ("/v1/devices/import", NDJSON)]
+        ]
+    for response in answers:
+        assert response.status_code == 415, response.text
+        assert response.json()["error"] == {
+            "code": "unsupported_content_encoding",
+            "message": f"Content-Encoding {encoding!r} is not accepted: send the body uncompressed",
+        }
+        assert response.headers["accept-encoding"] == "identity"
+    assert stored_uploads(gateway) == before
+
+
+def test_identity_content_encoding_is_a_plain_body(gateway: Gateway) -> None:
+    with api(gateway.base_url) as client:
+        response = client.post(
+            "/v1/uploads",
+            content=b'{"a": 1}\n',
+            headers={"Content-Type": NDJSON, "Content-Encoding": "Identity"},
+        )
+    assert response.status_code == 201, response.text
+    assert response.json()["rows"] == 1
 
 
 def test_an_upload_without_a_good_row_is_422_and_leaves_nothing(gateway: Gateway) -> None:

@@ -11,10 +11,12 @@ servers do. Every blog's data is generated from a fixed seed, and `expected_metr
 the metrics the analyzer should report straight from that data.
 """
 
+import gzip
 import html
 import json
 import random
-from collections.abc import Collection
+import zlib
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -522,3 +524,71 @@ class MissingBlog(NotABlogSite):
 def default_blogs() -> list[Blog]:
     """The five standard test blogs."""
     return [WordPressBlog(), AtomBlog(), SparseBlog(), NotABlogSite(), MissingBlog()]
+
+
+class EncodedBlog(Blog):
+    """Another blog whose bodies are sent compressed: each coding applied in order and named
+    in Content-Encoding, as a server with compression turned on would send them."""
+
+    def __init__(self, inner: Blog, codings: Sequence[str], name: str = "") -> None:
+        self.inner = inner
+        self.codings = tuple(codings)
+        self.name = name or f"{inner.name}-{'-'.join(self.codings)}"
+        self.posts = inner.posts
+        self.subscribers = inner.subscribers
+        self.daily_visitors = inner.daily_visitors
+
+    def post_path(self, post: Post) -> str:
+        return self.inner.post_path(post)
+
+    def expected_metrics(
+        self, max_posts: int = 30, missing_pages: Collection[str] = ()
+    ) -> dict[str, Any]:
+        return self.inner.expected_metrics(max_posts, missing_pages)
+
+    def handle(self, path: str, query: dict[str, str], base: str) -> Response:
+        response = self.inner.handle(path, query, base)
+        body = response.body
+        for coding in self.codings:
+            body = encode(body, coding)
+        headers = (*response.headers, ("Content-Encoding", ", ".join(self.codings)))
+        return replace(response, body=body, headers=headers)
+
+
+class RawSite(NotABlogSite):
+    """One home page sent as given: raw body bytes, extra headers (e.g. Content-Encoding)."""
+
+    def __init__(
+        self, name: str, body: bytes, headers: Sequence[tuple[str, str]], content_type: str = HTML
+    ) -> None:
+        super().__init__(name)
+        self.response = Response(200, body, content_type, tuple(headers))
+
+    def handle(self, path: str, query: dict[str, str], base: str) -> Response:
+        if path == "/":
+            return self.response
+        return Response(404, _page("Not found", "<h1>Not found</h1>"))
+
+
+def encode(body: bytes, coding: str) -> bytes:
+    """The body in one content coding: gzip, deflate (zlib-wrapped), raw-deflate or identity."""
+    if coding in ("gzip", "x-gzip"):
+        return gzip.compress(body, mtime=0)
+    if coding == "deflate":
+        return zlib.compress(body)
+    if coding == "raw-deflate":  # what some servers send as "deflate": no zlib wrapper
+        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        return packer.compress(body) + packer.flush()
+    if coding == "identity":
+        return body
+    raise ValueError(f"no encoder for {coding!r}")
+
+
+def gzip_bomb(zeros_mib: int, layers: int = 1) -> bytes:
+    """zeros_mib MiB of zero bytes gzipped `layers` times, built without holding them in memory."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(2**20)
+    data = b"".join(packer.compress(block) for _ in range(zeros_mib)) + packer.flush()
+    for _ in range(layers - 1):
+        data = gzip.compress(data, 9, mtime=0)
+    return data

@@ -5,10 +5,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request, Response, status
 
 from services.gateway.deps import ApiKey, ClientsDep
-from services.gateway.devices.importer import MEDIA_TYPES, RowParser, import_format
+from services.gateway.devices.importer import RowParser
 from services.gateway.devices.schemas import DeviceRegistration, DeviceView, ImportSummary
-from services.gateway.errors import ErrorBody, UnsupportedImportType
-from services.gateway.line_reader import openapi_body
+from services.gateway.errors import ErrorBody
+from services.gateway.line_reader import openapi_body, request_format
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
@@ -40,16 +40,14 @@ async def register_device(
     "/import",
     response_model=ImportSummary,
     responses={
-        415: {"model": ErrorBody, "description": "Neither NDJSON nor CSV"},
+        415: {"model": ErrorBody, "description": "Neither NDJSON nor CSV, or compressed"},
         422: {"model": ErrorBody, "description": "The CSV header is unusable"},
     },
     openapi_extra={"requestBody": _IMPORT_BODY},
 )
 async def import_devices(request: Request, clients: ClientsDep, _: ApiKey) -> dict[str, Any]:
     """Bulk-register tokens from NDJSON or CSV, streamed; bad lines are reported, good ones land."""
-    fmt = import_format(request.headers.get("content-type"))
-    if fmt is None:
-        raise UnsupportedImportType(f"send one of {', '.join(MEDIA_TYPES)}")
+    fmt = request_format(request.headers)
     parser = RowParser(fmt)
     inserted = await clients.devices.import_stream(request.stream(), parser)
     good = parser.received - parser.rejected

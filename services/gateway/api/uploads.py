@@ -5,8 +5,8 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 
 from services.gateway.deps import ApiKey, ClientsDep
-from services.gateway.errors import ErrorBody, UnsupportedImportType, UploadTooLarge
-from services.gateway.line_reader import MEDIA_TYPES, body_format, openapi_body
+from services.gateway.errors import ErrorBody, UploadTooLarge
+from services.gateway.line_reader import openapi_body, request_format
 from services.gateway.uploads.schemas import UploadReceipt, UploadView
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
@@ -23,16 +23,14 @@ _UPLOAD_BODY = openapi_body(
     response_model=UploadReceipt,
     responses={
         413: {"model": ErrorBody, "description": "Larger than OFFLOAD_UPLOAD_MAX_BYTES"},
-        415: {"model": ErrorBody, "description": "Neither NDJSON nor CSV"},
+        415: {"model": ErrorBody, "description": "Neither NDJSON nor CSV, or compressed"},
         422: {"model": ErrorBody, "description": "No valid row, or an unusable CSV header"},
     },
     openapi_extra={"requestBody": _UPLOAD_BODY},
 )
 async def create_upload(request: Request, clients: ClientsDep, _: ApiKey) -> dict[str, Any]:
     """Stream a JSONL or CSV data file into storage; bad lines are reported, good rows kept."""
-    fmt = body_format(request.headers.get("content-type"))
-    if fmt is None:
-        raise UnsupportedImportType(f"send one of {', '.join(MEDIA_TYPES)}")
+    fmt = request_format(request.headers)
     limit = clients.uploads.max_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
