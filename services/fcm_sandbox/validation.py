@@ -5,7 +5,8 @@ from typing import Any
 from services.fcm_sandbox.fcm_errors import invalid_argument
 
 # https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode (INVALID_ARGUMENT): the
-# payload limit counts keys and values, 4096 bytes, 2048 for messages to topics.
+# payload limit counts keys and values, 4096 bytes, 2048 for messages to topics. What counts is
+# what reaches the device: data and notification, Android's notification fields included.
 MAX_PAYLOAD_BYTES = 4096
 MAX_TOPIC_PAYLOAD_BYTES = 2048
 MESSAGE_FIELDS = frozenset(
@@ -25,16 +26,21 @@ MESSAGE_FIELDS = frozenset(
     }
 )
 TARGETS = ("token", "fid", "topic", "condition")
-RESERVED_DATA_KEYS = frozenset({"from", "message_type", "notification"})
+RESERVED_DATA_KEYS = frozenset({"", "from", "message_type", "notification"})
 RESERVED_DATA_PREFIXES = ("google", "gcm")
 
 Rejection = tuple[int, bytes]
 
 
 def payload_bytes(message: dict[str, Any]) -> int:
-    """UTF-8 bytes of the data and notification keys and values, as FCM counts them."""
+    """UTF-8 bytes of the data and notification keys and values (android.notification's
+    too), as FCM counts them."""
+    android = message.get("android")
+    parts = [message.get("data"), message.get("notification")]
+    if isinstance(android, dict):
+        parts.append(android.get("notification"))
     total = 0
-    for part in (message.get("data"), message.get("notification")):
+    for part in parts:
         if isinstance(part, dict):
             for key, value in part.items():
                 total += len(key.encode()) + len(str(value).encode())

@@ -1,10 +1,15 @@
 """Pusher settings (OFFLOAD_* environment variables, plus Google's credentials variable)."""
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 
 from services.common.config import ServiceSettings
 
 FCM_PRODUCTION_URL = "https://fcm.googleapis.com"
+# RabbitMQ's consumer_timeout (its default, kept in deploy/rabbitmq/rabbitmq.conf): a delivery
+# held unacked longer gets its channel closed.
+RABBITMQ_CONSUMER_TIMEOUT_S = 1800
 
 
 class PusherSettings(ServiceSettings):
@@ -26,8 +31,22 @@ class PusherSettings(ServiceSettings):
     push_timeout_s: float = 10.0
     push_max_retries: int = 5
     push_retry_backoff_s: float = 1.0
+    # Longest wait before a batch's retry, whatever FCM's Retry-After says. The retry is a new
+    # message with an ETA that a worker holds unacked until then and while it runs, so this
+    # plus task_time_limit_s must stay below RABBITMQ_CONSUMER_TIMEOUT_S.
+    push_retry_delay_max_s: float = Field(default=600.0, gt=0)
     task_soft_time_limit_s: int = 300
     task_time_limit_s: int = 360
+
+    @model_validator(mode="after")
+    def _retry_fits_consumer_timeout(self) -> Self:
+        held = self.push_retry_delay_max_s + self.task_time_limit_s
+        if held >= RABBITMQ_CONSUMER_TIMEOUT_S:
+            raise ValueError(
+                f"push_retry_delay_max_s + task_time_limit_s is {held:.0f} s; a retried batch must "
+                f"be acked within RabbitMQ's consumer timeout, {RABBITMQ_CONSUMER_TIMEOUT_S} s"
+            )
+        return self
 
     @property
     def uses_sandbox(self) -> bool:

@@ -124,6 +124,13 @@ async def send_batch(
     return outcome
 
 
+def retry_delay(settings: PusherSettings, retries: int, retry_after_s: float) -> float:
+    """Backoff, at least FCM's largest Retry-After, at most push_retry_delay_max_s (a longer
+    wait would outlast RabbitMQ's consumer timeout)."""
+    delay = max(backoff_delay(retries, settings.push_retry_backoff_s), retry_after_s)
+    return min(delay, settings.push_retry_delay_max_s)
+
+
 def give_up(conn: Connection[Any], campaign: Campaign, retry: list[tuple[int, str]]) -> None:
     """Record devices whose transient failures outlived every retry as failed, by code."""
     campaigns.record_deliveries(conn, campaign.id, [(d, False, code) for d, code in retry])
@@ -149,9 +156,7 @@ def deliver(
             outcome = runtime.run(send())
             if outcome.retry and not outcome.cancelled:
                 if retries < settings.push_max_retries:
-                    delay = max(
-                        backoff_delay(retries, settings.push_retry_backoff_s), outcome.retry_after_s
-                    )
+                    delay = retry_delay(settings, retries, outcome.retry_after_s)
                     log.info(
                         "batch %d: %d devices to retry in %.1f s",
                         request.batch_no,

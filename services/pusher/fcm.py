@@ -20,14 +20,15 @@ from typing import Any, Literal
 from firebase_admin import credentials, messaging
 from google.auth.exceptions import GoogleAuthError
 
-from services.common.contracts.push import FCM_PAYLOAD_LIMIT, payload_size
+from services.common.contracts.push import FCM_PAYLOAD_LIMIT, fcm_reserved, payload_size
 from services.pusher.config import PusherSettings
 from services.pusher.errors import AccessTokenError, CredentialsError, InvalidMessage
 from services.pusher.metrics import FCM_REQUEST_DURATION, MESSAGES
 from services.pusher.transport import Http1Client, TransportFailure, TransportTimeout
 
 # https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode (INVALID_ARGUMENT): keys and
-# values count, 4096 bytes for a message to tokens, 2048 for one to a topic.
+# values count, 4096 bytes for a message to tokens, 2048 for one to a topic (what counts:
+# services.common.contracts.push.PAYLOAD_PARTS).
 MAX_PAYLOAD_BYTES = FCM_PAYLOAD_LIMIT
 MAX_TOPIC_PAYLOAD_BYTES = 2048
 APNS_PRIORITY = {"high": "10", "normal": "5"}
@@ -72,7 +73,8 @@ class SendResult:
 
 
 def build_message(push: Push) -> dict[str, Any]:
-    """The FCM v1 JSON of one push, built and validated by firebase-admin's messaging.Message."""
+    """The FCM v1 JSON of one push, built and validated by firebase-admin's messaging.Message,
+    then checked as FCM checks it (reserved data keys, payload size of what is sent)."""
     if push.priority not in APNS_PRIORITY:
         raise InvalidMessage(f"priority must be 'high' or 'normal', not {push.priority!r}")
     with warnings.catch_warnings():
@@ -92,8 +94,11 @@ def build_message(push: Push) -> dict[str, Any]:
             ),
             apns=messaging.APNSConfig(headers=_apns_headers(push)),
         )
-    encoded = encode_message(message)
-    size = payload_size(push.title, push.body, push.data)
+    encoded = encode_message(message)  # data keys and values are strings from here on
+    reserved = [key for key in push.data if fcm_reserved(key)]
+    if reserved:
+        raise InvalidMessage(f"data keys reserved by FCM: {', '.join(map(repr, reserved))}")
+    size = payload_size(encoded)
     if size > MAX_PAYLOAD_BYTES:
         raise InvalidMessage(f"payload is {size} bytes, FCM allows {MAX_PAYLOAD_BYTES}")
     return encoded

@@ -11,6 +11,8 @@ import httpx
 import psycopg
 import pytest
 
+from services.common.contracts.push import FCM_PAYLOAD_LIMIT, campaign_payload_size
+from services.fcm_sandbox.validation import payload_bytes
 from tests.conftest import api, purge_queues
 from tests.support import environment
 from tests.support.fcm_sandbox import FcmSandbox
@@ -33,6 +35,8 @@ class PushStack:
             "OFFLOAD_SANDBOX_PORT": str(self.sandbox.port),
             "OFFLOAD_PUSH_RETRY_BACKOFF_S": "0.2",
             "OFFLOAD_PUSH_RATE_PER_S": "100000",
+            # FCM's Retry-After is honoured up to here (test_a_long_retry_after_is_capped).
+            "OFFLOAD_PUSH_RETRY_DELAY_MAX_S": "1",
         }
 
 
@@ -176,3 +180,42 @@ def test_a_campaign_targets_users_and_topics_only(push_stack: PushStack, clean: 
     campaigns = sandbox.stats()["campaigns"]
     assert campaigns[by_user]["distinct"] == 5 and campaigns[by_topic]["distinct"] == 2
     assert sandbox.received("other-0")["count"] == 0
+
+
+def test_a_campaign_right_at_the_payload_limit_is_delivered(
+    push_stack: PushStack, clean: None
+) -> None:
+    """The gateway counts what the pusher sends: 4096 bytes pass FCM, one more is a 422."""
+    sandbox = push_stack.sandbox
+    sandbox.reset()
+    title, body = "Soldes d'été", "Tout doit partir"
+    room = FCM_PAYLOAD_LIMIT - campaign_payload_size(title, body, {"deeplink": "/s", "x": ""})
+    fits = {"deeplink": "/s", "x": "v" * room}
+    tokens = [f"edge-{i}" for i in range(3)]
+    with api(push_stack.base_url) as client:
+        import_devices(client, tokens)
+        over = {**fits, "x": fits["x"] + "v"}
+        refused = client.post(
+            "/v1/campaigns",
+            json={"title": title, "body": body, "data": over, "target": {"all": True}},
+        )
+        campaign_id, _ = send_campaign(client, title=title, body=body, data=fits)
+        stats = wait_completed(client, campaign_id, timeout=30)
+    assert refused.status_code == 422, refused.text
+    assert (stats["status"], stats["succeeded"], stats["failures_by_code"]) == ("completed", 3, {})
+    assert sandbox.stats()["campaigns"][campaign_id]["accepted"] == 3
+    # What FCM (the sandbox) counted in what was sent is what the gateway counted.
+    assert payload_bytes(sandbox.received("edge-1")["last_message"]) == FCM_PAYLOAD_LIMIT
+
+
+def test_a_long_retry_after_is_capped(push_stack: PushStack, clean: None) -> None:
+    """An hour's Retry-After waits OFFLOAD_PUSH_RETRY_DELAY_MAX_S (1 s here), not an hour."""
+    sandbox = push_stack.sandbox
+    sandbox.reset()
+    sandbox.add_rule(prefix="busy-", error="QUOTA_EXCEEDED", times=1, retry_after_s=3600)
+    with api(push_stack.base_url) as client:
+        import_devices(client, ["busy-1", "busy-2", "calm-1"])
+        campaign_id, _ = send_campaign(client)
+        stats = wait_completed(client, campaign_id, timeout=30)
+    assert (stats["status"], stats["succeeded"]) == ("completed", 3)
+    assert sandbox.received("busy-1")["count"] == 1

@@ -10,6 +10,16 @@ import httpx
 import psycopg
 import pytest
 
+from services.common.contracts.push import FCM_PAYLOAD_LIMIT
+from services.gateway.campaigns.schemas import (
+    BODY_MAX_CHARS,
+    DATA_KEY_MAX_CHARS,
+    DATA_KEYS_MAX,
+    DATA_VALUE_MAX_CHARS,
+    TITLE_MAX_CHARS,
+    USER_IDS_MAX,
+)
+from services.gateway.devices.schemas import TOPIC_MAX_CHARS, USER_ID_MAX_CHARS
 from tests.conftest import api, purge_queues
 from tests.support import environment
 from tests.support.processes import Service, start_gateway, start_worker
@@ -62,7 +72,7 @@ def wait_status(
 @pytest.mark.parametrize(
     ("spec", "fragment"),
     [
-        (campaign(data={"k": "x" * 5000}), "FCM accepts at most 4096"),
+        (campaign(data={"k": "x" * 3000, "j": "x" * 2000}), "FCM accepts at most 4096"),
         (campaign(target={}), "exactly one"),
         (campaign(target={"all": True, "topic": "t"}), "exactly one"),
         (campaign(target={"user_ids": []}), "user_ids"),
@@ -79,6 +89,100 @@ def test_bad_campaigns_are_422(
         response = client.post("/v1/campaigns", json=spec)
     assert response.status_code == 422, response.text
     assert fragment in response.text
+
+
+def refusals(response: httpx.Response) -> list[str]:
+    """'loc: msg' of each error of a 422 (the echoed input would match any fragment)."""
+    assert response.status_code == 422, response.text
+    return [
+        ".".join(map(str, error["loc"])) + ": " + error["msg"]
+        for error in response.json()["detail"]
+    ]
+
+
+def test_a_payload_that_fits_only_without_what_the_pusher_adds_is_422(
+    gateway_and_pusher: tuple[str, Service], clean: None
+) -> None:
+    # 4096 bytes of title, body and data keys and values on their own...
+    alone = len("titleSalebody50% off todayx")
+    spec = campaign(data={"x": "v" * (FCM_PAYLOAD_LIMIT - alone)})
+    with api(gateway_and_pusher[0]) as client:
+        response = client.post("/v1/campaigns", json=spec)
+    # ...plus "campaign_id" and the id (11 + 36) in data, "tag" and the id (3 + 36) for Android.
+    [error] = refusals(response)
+    assert "payload is 4182 bytes" in error and f"at most {FCM_PAYLOAD_LIMIT}" in error
+
+
+@pytest.mark.parametrize(
+    "key", ["from", "message_type", "notification", "google.c.a.e", "google", "gcm.n.e", "gcm", ""]
+)
+def test_data_keys_reserved_by_fcm_are_422_naming_the_key(
+    gateway_and_pusher: tuple[str, Service], clean: None, key: str
+) -> None:
+    with api(gateway_and_pusher[0]) as client:
+        response = client.post("/v1/campaigns", json=campaign(data={"deeplink": "/s", key: "x"}))
+    [error] = refusals(response)
+    assert error.startswith("body.data: ") and f'reserved by FCM: "{key}"' in error
+
+
+@pytest.mark.parametrize(
+    ("spec", "where", "fragment"),
+    [
+        (
+            campaign(target={"user_ids": [f"u{i}" for i in range(USER_IDS_MAX + 1)]}),
+            "body.target.user_ids",
+            f"at most {USER_IDS_MAX} items",
+        ),
+        (
+            campaign(target={"user_ids": ["u" * (USER_ID_MAX_CHARS + 1)]}),
+            "body.target.user_ids.0",
+            f"at most {USER_ID_MAX_CHARS} characters",
+        ),
+        (campaign(target={"user_ids": ["ok", ""]}), "body.target.user_ids.1", "non-empty"),
+        (
+            campaign(target={"topic": "t" * (TOPIC_MAX_CHARS + 1)}),
+            "body.target.topic",
+            f"at most {TOPIC_MAX_CHARS} characters",
+        ),
+        (campaign(target={"topic": "no spaces"}), "body.target.topic", "pattern"),
+        (
+            campaign(title="t" * (TITLE_MAX_CHARS + 1)),
+            "body.title",
+            f"at most {TITLE_MAX_CHARS} characters",
+        ),
+        (
+            campaign(body="b" * (BODY_MAX_CHARS + 1)),
+            "body.body",
+            f"at most {BODY_MAX_CHARS} characters",
+        ),
+        (
+            campaign(data={f"k{i}": "" for i in range(DATA_KEYS_MAX + 1)}),
+            "body.data",
+            f"at most {DATA_KEYS_MAX} items",
+        ),
+        (
+            campaign(data={"k" * (DATA_KEY_MAX_CHARS + 1): "v"}),
+            "body.data",
+            f"at most {DATA_KEY_MAX_CHARS} characters",
+        ),
+        (
+            campaign(data={"k": "v" * (DATA_VALUE_MAX_CHARS + 1)}),
+            "body.data.k",
+            f"at most {DATA_VALUE_MAX_CHARS} characters",
+        ),
+    ],
+)
+def test_every_list_and_string_of_a_campaign_is_bounded(
+    gateway_and_pusher: tuple[str, Service],
+    clean: None,
+    spec: dict[str, Any],
+    where: str,
+    fragment: str,
+) -> None:
+    with api(gateway_and_pusher[0]) as client:
+        response = client.post("/v1/campaigns", json=spec)
+    [error] = refusals(response)
+    assert error.startswith(where) and fragment in error, error
 
 
 def test_a_campaign_to_nobody_completes_and_cannot_be_sent_twice(

@@ -3,16 +3,19 @@
 import json
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from firebase_admin import messaging
 from google.auth.exceptions import RefreshError
 
+from services.common.contracts.push import payload_size
 from services.pusher.config import PusherSettings
 from services.pusher.errors import AccessTokenError, InvalidMessage
 from services.pusher.fcm import (
@@ -25,7 +28,6 @@ from services.pusher.fcm import (
     encode_message,
     parse_response,
     parse_retry_after,
-    payload_size,
 )
 from services.pusher.metrics import MESSAGES
 from tests.support.fcm_sandbox import FcmSandbox
@@ -69,17 +71,41 @@ def test_data_values_must_be_strings() -> None:
         build_message(push(data={"campaign_id": "c1", "count": 3}))
 
 
-def test_payload_size_counts_keys_and_values_in_utf8() -> None:
-    assert payload_size("Hé", "b", {"k": "vv"}) == len("title") + 3 + len("body") + 1 + 3
+def test_payload_size_counts_keys_and_values_of_what_reaches_the_device() -> None:
+    message = {
+        "token": "not payload",
+        "notification": {"title": "Hé", "body": "b"},
+        "data": {"k": "vv"},
+        "android": {"priority": "high", "notification": {"tag": "t1"}},
+        "apns": {"headers": {"apns-collapse-id": "not payload"}},
+    }
+    assert payload_size(message) == len("title") + 3 + len("body") + 1 + 3 + len("tag") + 2
 
 
-def test_payload_limit_is_4096_bytes() -> None:
-    base = payload_size("Sale", "Everything must go", {"campaign_id": "c1", "x": ""})
+def test_payload_limit_is_4096_bytes_of_the_built_message() -> None:
+    base = payload_size(build_message(push(data={"campaign_id": "c1", "x": ""})))
     fits = push(data={"campaign_id": "c1", "x": "v" * (MAX_PAYLOAD_BYTES - base)})
     build_message(fits)
     too_big = push(data={"campaign_id": "c1", "x": "v" * (MAX_PAYLOAD_BYTES - base + 1)})
     with pytest.raises(InvalidMessage, match="4096"):
         build_message(too_big)
+
+
+def test_payload_limit_counts_the_android_tag() -> None:
+    # title+body+data alone are exactly 4096 bytes; the collapse id adds "tag" + 36.
+    alone = len("titleSalebodyEverything must gocampaign_idc1x")
+    data = {"campaign_id": "c1", "x": "v" * (MAX_PAYLOAD_BYTES - alone)}
+    build_message(push(data=data))
+    with pytest.raises(InvalidMessage, match="4135 bytes"):
+        build_message(push(data=data, collapse_id="0" * 36))
+
+
+@pytest.mark.parametrize(
+    "key", ["from", "message_type", "notification", "google.c.a.e", "gcm.n.e", "gcmx", ""]
+)
+def test_data_keys_reserved_by_fcm_are_refused(key: str) -> None:
+    with pytest.raises(InvalidMessage, match=f"reserved by FCM: '{key}'"):
+        build_message(push(data={"campaign_id": "c1", key: "x"}))
 
 
 def test_token_and_topic_are_exclusive() -> None:
@@ -326,7 +352,37 @@ async def test_outcomes_are_counted(fresh: FcmSandbox) -> None:
 
 
 async def test_client_and_sandbox_agree_on_the_payload_limit(fresh: FcmSandbox) -> None:
-    base = payload_size("Sale", "Everything must go", {"campaign_id": "c1", "x": ""})
-    largest = push("big", data={"campaign_id": "c1", "x": "é" * ((MAX_PAYLOAD_BYTES - base) // 2)})
-    assert payload_size(largest.title, largest.body, largest.data) >= MAX_PAYLOAD_BYTES - 1
+    """Right at 4096 bytes (multi-byte text, the Android tag included) both accept; one byte
+    more and both refuse."""
+    shaped = push("big", title="Été", data={"campaign_id": "c1", "x": ""}, collapse_id="c" * 36)
+    room = MAX_PAYLOAD_BYTES - payload_size(build_message(shaped))
+    largest = replace(shaped, data={"campaign_id": "c1", "x": "é" * (room // 2) + "v" * (room % 2)})
+    assert payload_size(build_message(largest)) == MAX_PAYLOAD_BYTES
     assert [r.ok for r in await send(fresh, [largest])] == [True]
+    over = replace(largest, data={**largest.data, "x": largest.data["x"] + "v"})
+    with pytest.raises(InvalidMessage):
+        build_message(over)
+    message = build_message(largest)
+    message["data"]["x"] += "v"
+    async with httpx.AsyncClient(base_url=fresh.base_url) as raw:
+        response = await raw.post(
+            "/v1/projects/p/messages:send",
+            json={"message": message},
+            headers={"Authorization": "Bearer t"},
+        )
+    assert response.status_code == 400 and "too big" in response.text
+
+
+@pytest.mark.parametrize("key", ["", "from", "gcm.n.e", "google.c.a.e"])
+async def test_client_and_sandbox_agree_on_reserved_data_keys(fresh: FcmSandbox, key: str) -> None:
+    with pytest.raises(InvalidMessage, match="reserved by FCM"):
+        build_message(push(data={"campaign_id": "c1", key: "x"}))
+    message = {**build_message(push()), "data": {"campaign_id": "c1", key: "x"}}
+    async with httpx.AsyncClient(base_url=fresh.base_url) as raw:
+        response = await raw.post(
+            "/v1/projects/p/messages:send",
+            json={"message": message},
+            headers={"Authorization": "Bearer t"},
+        )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == f"Invalid data payload key: {key}"

@@ -1,12 +1,41 @@
 """Campaign request and response bodies (they define the OpenAPI schema)."""
 
 from datetime import datetime
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from services.common.contracts import Priority
-from services.common.contracts.push import FCM_PAYLOAD_LIMIT, CampaignStatus, payload_size
+from services.common.contracts.push import (
+    CAMPAIGN_ID_KEY,
+    FCM_PAYLOAD_LIMIT,
+    CampaignStatus,
+    campaign_payload_size,
+    fcm_reserved,
+)
+from services.gateway.devices.schemas import TOPIC_MAX_CHARS, USER_ID_MAX_CHARS, check_user_id
+
+# Bounds of a campaign body (FCM_PAYLOAD_LIMIT bounds the payload as a whole); user ids and
+# topics follow the device registry's rules, so a target can name only what a device can have.
+USER_IDS_MAX = 10_000
+TITLE_MAX_CHARS = 1000
+BODY_MAX_CHARS = 4000
+DATA_KEYS_MAX = 100
+DATA_KEY_MAX_CHARS = 256
+DATA_VALUE_MAX_CHARS = FCM_PAYLOAD_LIMIT
+
+UserId = Annotated[str, Field(max_length=USER_ID_MAX_CHARS), AfterValidator(check_user_id)]
+DataKey = Annotated[str, StringConstraints(max_length=DATA_KEY_MAX_CHARS)]
+DataValue = Annotated[str, StringConstraints(max_length=DATA_VALUE_MAX_CHARS)]
 
 
 class CampaignTarget(BaseModel):
@@ -15,8 +44,11 @@ class CampaignTarget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     all: Literal[True] | None = None
-    user_ids: list[str] | None = Field(default=None, min_length=1, max_length=10_000)
-    topic: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9\-_.~%]{1,900}$")
+    user_ids: list[UserId] | None = Field(default=None, min_length=1, max_length=USER_IDS_MAX)
+    # FCM's rule for topic names, as devices register them.
+    topic: str | None = Field(
+        default=None, max_length=TOPIC_MAX_CHARS, pattern=r"^[a-zA-Z0-9\-_.~%]+$"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -31,20 +63,33 @@ class CampaignCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=1000)
-    body: str = Field(max_length=4000)
-    data: dict[str, str] = Field(default_factory=dict)
+    title: str = Field(min_length=1, max_length=TITLE_MAX_CHARS)
+    body: str = Field(max_length=BODY_MAX_CHARS)
+    data: dict[DataKey, DataValue] = Field(default_factory=dict, max_length=DATA_KEYS_MAX)
     priority: Priority = "normal"
     target: CampaignTarget
     send_at: AwareDatetime | None = None
 
+    @field_validator("data")
+    @classmethod
+    def _no_reserved_keys(cls, data: dict[str, str]) -> dict[str, str]:
+        reserved = [key for key in data if fcm_reserved(key)]
+        if reserved:
+            keys = ", ".join(f'"{key}"' for key in reserved)
+            raise ValueError(f"data keys reserved by FCM: {keys}")
+        if CAMPAIGN_ID_KEY in data:
+            raise ValueError(f'data key "{CAMPAIGN_ID_KEY}" is reserved: the pusher sets it')
+        return data
+
     @model_validator(mode="after")
     def _fits_fcm(self) -> Self:
-        size = payload_size(self.title, self.body, self.data)
+        # Counted as FCM counts each push, the campaign id the pusher adds included.
+        size = campaign_payload_size(self.title, self.body, self.data)
         if size > FCM_PAYLOAD_LIMIT:
-            raise ValueError(f"payload is {size} bytes; FCM accepts at most {FCM_PAYLOAD_LIMIT}")
-        if "campaign_id" in self.data:
-            raise ValueError('data key "campaign_id" is reserved')
+            raise ValueError(
+                f"payload is {size} bytes with the campaign id the pusher adds; "
+                f"FCM accepts at most {FCM_PAYLOAD_LIMIT}"
+            )
         return self
 
 
