@@ -61,12 +61,33 @@ START_JOB = (
     "WHERE id = %s AND status IN ('queued', 'running') RETURNING id"
 )
 
-INSERT_JOBS = (
-    "INSERT INTO jobs (id, kind, status, payload, priority, request_id) "
-    "SELECT id, kind, 'queued', payload, priority, request_id "
-    "FROM unnest(%s::uuid[], %s::text[], %s::jsonb[], %s::smallint[], %s::text[]) "
-    "AS t(id, kind, payload, priority, request_id) "
+# The gateway's inserts also record what to publish (task, queue), before it is published.
+INSERT_OUTBOX_JOB = (
+    "INSERT INTO jobs (id, kind, status, payload, priority, request_id, task, queue) "
+    f"VALUES (%s, %s, 'queued', %s, %s, %s, %s, %s) RETURNING {JOB_COLUMNS}"
+)
+
+INSERT_OUTBOX_JOBS = (
+    "INSERT INTO jobs (id, kind, status, payload, priority, request_id, task, queue) "
+    "SELECT id, kind, 'queued', payload, priority, request_id, task, queue "
+    "FROM unnest(%s::uuid[], %s::text[], %s::jsonb[], %s::smallint[], %s::text[], "
+    "%s::text[], %s::text[]) AS t(id, kind, payload, priority, request_id, task, queue) "
     f"RETURNING {JOB_COLUMNS}"
+)
+
+MARK_PUBLISHED = "UPDATE jobs SET published_at = now() WHERE id = ANY(%s) AND published_at IS NULL"
+
+# A job whose publish failed: gone, unless a relay or a worker already moved it on.
+DISCARD_UNPUBLISHED = (
+    "DELETE FROM jobs WHERE id = %s AND published_at IS NULL AND status = 'queued'"
+)
+
+# Recorded more than `grace` seconds ago and still not published: what the relay publishes.
+TAKE_UNPUBLISHED = (
+    "SELECT id, payload, priority, request_id, task, queue FROM jobs "
+    "WHERE published_at IS NULL AND task IS NOT NULL AND status = 'queued' "
+    "AND created_at < now() - make_interval(secs => %s) "
+    "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED"
 )
 
 PROGRESS_JOB = (
@@ -100,8 +121,9 @@ SWEEP_STALE = (
 )
 
 
-# (id, kind, payload, priority, request id): a queued job as the gateway records it.
-NewJob = tuple[UUID, str, Jsonb, int, str | None]
+# (id, kind, payload, priority, request id, task, queue): a queued job as the gateway records
+# it, with the task to publish for it (None when something else publishes it later).
+NewJob = tuple[UUID, str, Jsonb, int, str | None, str | None, str | None]
 
 
 # Sync: the workers' transitions, on a connection the caller holds (its transaction, if any).
@@ -165,9 +187,9 @@ def reopen(conn: Connection[Any], job_id: str | UUID) -> None:
 
 
 async def insert(conn: AsyncConnection[Any], job: NewJob) -> dict[str, Any]:
-    """Record one queued job; the inserted row."""
+    """Record one queued job, its message not yet published; the inserted row."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(INSERT_JOB, job)
+        await cur.execute(INSERT_OUTBOX_JOB, job)
         row = await cur.fetchone()
     assert row is not None
     return row
@@ -177,8 +199,28 @@ async def insert_many(conn: AsyncConnection[Any], jobs: list[NewJob]) -> dict[UU
     """Record many queued jobs in one statement; the inserted rows by id."""
     columns = [list(column) for column in zip(*jobs, strict=True)]
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(INSERT_JOBS, columns)
+        await cur.execute(INSERT_OUTBOX_JOBS, columns)
         return {row["id"]: row for row in await cur.fetchall()}
+
+
+async def mark_published(conn: AsyncConnection[Any], job_ids: list[UUID]) -> None:
+    """The broker confirmed these jobs' messages: no relay publishes them again."""
+    await conn.execute(MARK_PUBLISHED, (job_ids,))
+
+
+async def discard_unpublished(conn: AsyncConnection[Any], job_id: UUID) -> None:
+    """Forget a job whose message the broker did not confirm (the client got a 503)."""
+    await conn.execute(DISCARD_UNPUBLISHED, (job_id,))
+
+
+async def take_unpublished(
+    conn: AsyncConnection[Any], grace_s: float, limit: int
+) -> list[dict[str, Any]]:
+    """Lock up to `limit` jobs recorded over `grace_s` ago and still unpublished (call inside
+    a transaction; rows another relay holds are skipped)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(TAKE_UNPUBLISHED, (grace_s, limit))
+        return await cur.fetchall()
 
 
 async def cancel(conn: AsyncConnection[Any], job_id: UUID) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from services.gateway.errors import (
 from services.gateway.janitor import Janitor
 from services.gateway.jobs.admission import Admission
 from services.gateway.jobs.idempotency import IdempotencyKeys
+from services.gateway.jobs.outbox import OutboxRelay
 from services.gateway.jobs.service import JobService
 from services.gateway.messaging.publisher import Publisher
 from services.gateway.middleware import RequestContextMiddleware
@@ -97,10 +98,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             interval_s=settings.idempotency_purge_interval_s,
         )
         janitor.start()
+        relay = OutboxRelay(
+            pool,
+            publisher,
+            grace_s=settings.outbox_grace_s,
+            interval_s=settings.outbox_interval_s,
+        )
+        relay.start()
         log.info("gateway ready on port %d, storage %r", settings.gateway_port, storage)
         try:
             yield
         finally:
+            await relay.close()
             await janitor.close()
             await publisher.close()
             await admission.close()

@@ -21,6 +21,10 @@ class GatewaySettings(ServiceSettings):
     idempotency_purge_interval_s: float = Field(default=600, gt=0)
     db_pool_max: int = Field(default=16, ge=1)
     amqp_channels: int = Field(default=4, ge=1)
+    # The outbox relay (services/gateway/jobs/outbox.py): every outbox_interval_s, each gateway
+    # process publishes jobs recorded more than outbox_grace_s ago and still unpublished.
+    outbox_grace_s: float = Field(default=10.0, gt=0)
+    outbox_interval_s: float = Field(default=2.0, gt=0)
     # How long a running analysis answers for repeated submissions of the same blog.
     analysis_inflight_ttl_s: int = 15 * 60
     # POST /v1/uploads answers 413 (and keeps nothing) past this many bytes.

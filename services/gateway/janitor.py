@@ -5,36 +5,29 @@ lookup checks their age); the sweep only keeps the table at one TTL's worth of r
 gateway process runs it; the delete skips rows another process holds.
 """
 
-import asyncio
-import contextlib
 import logging
-import random
 
 import psycopg
 from psycopg_pool import PoolTimeout
 
 from services.gateway.jobs.idempotency import IdempotencyKeys
+from services.gateway.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
 
-class Janitor:
-    """Runs `IdempotencyKeys.purge_expired` every `interval_s` (±10%) until closed."""
+class Janitor(Periodic):
+    """Runs `IdempotencyKeys.purge_expired` every `interval_s` until closed."""
+
+    name = "offload-janitor"
 
     def __init__(self, keys: IdempotencyKeys, *, ttl_s: int, interval_s: float) -> None:
+        super().__init__(interval_s)
         self._keys = keys
         self._ttl_s = ttl_s
-        self._interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="offload-janitor")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def run_once(self) -> int:
+        return await self.sweep()
 
     async def sweep(self) -> int:
         """One sweep; a database that is unreachable now is tried again next round."""
@@ -46,9 +39,3 @@ class Janitor:
         if purged:
             log.info("purged %d expired idempotency keys", purged)
         return purged
-
-    async def _run(self) -> None:
-        while True:
-            # Jitter spreads the sweeps of a gateway's worker processes apart.
-            await asyncio.sleep(self._interval_s * random.uniform(0.9, 1.1))
-            await self.sweep()

@@ -31,7 +31,7 @@ async def test_concurrent_inserts_share_statements_and_each_gets_its_row(clean: 
         ids = [uuid.uuid4() for _ in range(120)]
         rows = await asyncio.gather(
             *(
-                inserter.insert((job_id, "analysis", Jsonb({"n": i}), 5, f"req-{i}"))
+                inserter.insert((job_id, "analysis", Jsonb({"n": i}), 5, f"req-{i}", None, None))
                 for i, job_id in enumerate(ids)
             )
         )
@@ -53,11 +53,11 @@ async def test_a_failed_batch_fails_every_waiter(clean: None) -> None:
         inserter = JobInserter(pool, flushers=1)
         duplicate = uuid.uuid4()
         results = await asyncio.gather(
-            inserter.insert((duplicate, "analysis", Jsonb({}), 5, None)),
-            inserter.insert((duplicate, "analysis", Jsonb({}), 5, None)),
+            inserter.insert((duplicate, "analysis", Jsonb({}), 5, None, None, None)),
+            inserter.insert((duplicate, "analysis", Jsonb({}), 5, None, None, None)),
             return_exceptions=True,
         )
-        ok = await inserter.insert((uuid.uuid4(), "analysis", Jsonb({}), 5, None))
+        ok = await inserter.insert((uuid.uuid4(), "analysis", Jsonb({}), 5, None, None, None))
         await inserter.close()
     failures = [r for r in results if isinstance(r, Exception)]
     assert failures, "a duplicate key must fail its batch"

@@ -33,7 +33,8 @@ MAX_WORKER_KILLS = 3
 # What is retried with backoff when the work raises it: its own transient errors, and a
 # dependency that stopped answering while the job ran.
 RETRIED: tuple[type[Exception], ...] = (TransientError, *DEPENDENCY_ERRORS)
-# The gateway commits a job row just after the broker confirms; a fast worker may be earlier.
+# The gateway records a job before it publishes it, so a missing row is a job discarded after
+# its publish failed; a moment's wait covers jobs recorded by a gateway that predates that order.
 JOB_ROW_WAIT_S = 5.0
 
 
