@@ -28,7 +28,7 @@ from services.gateway.jobs.idempotency import IdempotencyKeys
 from services.gateway.jobs.outbox import OutboxRelay
 from services.gateway.jobs.service import JobService
 from services.gateway.messaging.publisher import Publisher
-from services.gateway.middleware import RequestContextMiddleware
+from services.gateway.middleware import RequestContextMiddleware, RequestGuardMiddleware
 from services.gateway.reports.service import ReportService
 from services.gateway.uploads.service import UploadStore
 
@@ -38,8 +38,11 @@ DESCRIPTION = """
 Offload takes heavy work off web request paths. Submit a job, get its id in milliseconds
 (after the broker has confirmed it), then poll `GET /v1/jobs/{job_id}`.
 
-Every route but the operational ones needs `Authorization: Bearer <key>`. POSTs that create
-jobs accept an `Idempotency-Key` header. Every response carries `X-Request-ID`.
+Every route but the operational ones needs `Authorization: Bearer <key>`; without it the
+answer is a 401 before any of the body is read. Request bodies are limited: 1 MiB by default,
+more for report specs, uploads and device imports (deployment settings `OFFLOAD_*_MAX_BYTES`);
+a larger body is a 413. POSTs that create jobs accept an `Idempotency-Key` header. Every
+response carries `X-Request-ID`.
 """
 
 
@@ -119,6 +122,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app = FastAPI(
         title="Offload gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
     )
+    # The last added runs first: request ids and metrics cover the guard's 401s and 413s too.
+    app.add_middleware(RequestGuardMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)
     app.add_exception_handler(GatewayError, handle_gateway_error)
     app.add_exception_handler(NoValidRows, handle_no_valid_rows)

@@ -27,8 +27,16 @@ class GatewaySettings(ServiceSettings):
     outbox_interval_s: float = Field(default=2.0, gt=0)
     # How long a running analysis answers for repeated submissions of the same blog.
     analysis_inflight_ttl_s: int = 15 * 60
+    # Request body limits (services/gateway/limits.py): 413 past them, before the body is read
+    # when Content-Length says so, else as soon as the bytes received pass the limit.
+    # Any route not given its own: a JSON body is held whole while it is parsed.
+    body_max_bytes: int = Field(default=1024**2, ge=1)
+    # POST /v1/reports: a spec with up to 10,000 inline rows.
+    report_body_max_bytes: int = Field(default=8 * 1024**2, ge=1)
     # POST /v1/uploads answers 413 (and keeps nothing) past this many bytes.
     upload_max_bytes: int = Field(default=2 * 1024**3, ge=1)
+    # POST /v1/devices/import: read line by line, so this bounds the work, not the memory.
+    device_import_max_bytes: int = Field(default=1024**3, ge=1)
 
     @model_validator(mode="after")
     def _keys_required_outside_development(self) -> "GatewaySettings":

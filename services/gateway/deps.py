@@ -48,20 +48,31 @@ async def _clients(request: Request) -> Clients:
 ClientsDep = Annotated[Clients, Depends(_clients)]
 
 
+def bearer_key(authorization: str | None, accepted: frozenset[str]) -> str:
+    """The key of an `Authorization: Bearer <key>` header; Unauthorized (401) unless accepted.
+
+    The one key check: the ApiKey dependency and the request guard (middleware.py) both call it.
+    """
+    scheme, _, key = (authorization or "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    offered = key.encode()
+    if not any(hmac.compare_digest(offered, k.encode()) for k in accepted):
+        raise Unauthorized("invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+    return key
+
+
+# Declares the scheme in OpenAPI; bearer_key reads the header itself.
 _bearer = HTTPBearer(auto_error=False, description="An API key from OFFLOAD_API_KEYS")
 
 
 async def _api_key(
+    request: Request,
     clients: ClientsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    if credentials is None:
-        raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    offered = credentials.credentials.encode()
-    accepted = clients.settings.accepted_keys()
-    if not any(hmac.compare_digest(offered, key.encode()) for key in accepted):
-        raise Unauthorized("invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
-    return credentials.credentials
+    return bearer_key(request.headers.get("authorization"), clients.settings.accepted_keys())
 
 
 ApiKey = Annotated[str, Depends(_api_key)]

@@ -97,14 +97,26 @@ class InvalidImportHeader(GatewayError):
     code = "invalid_csv_header"
 
 
-async def handle_gateway_error(request: Request, exc: Exception) -> JSONResponse:
-    """Render any GatewayError as {"error": {"code", "message"}} with its status."""
-    assert isinstance(exc, GatewayError)
+class PayloadTooLarge(GatewayError):
+    """The request body is larger than its route takes (see services/gateway/limits.py)."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
+def error_response(exc: GatewayError) -> JSONResponse:
+    """The answer to a GatewayError: {"error": {"code", "message"}} with its status."""
     return JSONResponse(
         {"error": {"code": exc.code, "message": exc.message}},
         status_code=exc.status_code,
         headers=exc.headers,
     )
+
+
+async def handle_gateway_error(request: Request, exc: Exception) -> JSONResponse:
+    """Render any GatewayError raised in a route or dependency (see error_response)."""
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
 
 
 class CampaignNotFound(GatewayError):
@@ -149,10 +161,9 @@ class UploadNotFound(GatewayError):
     code = "upload_not_found"
 
 
-class UploadTooLarge(GatewayError):
+class UploadTooLarge(PayloadTooLarge):
     """The upload is larger than OFFLOAD_UPLOAD_MAX_BYTES; nothing of it was kept."""
 
-    status_code = 413
     code = "upload_too_large"
 
 

@@ -5,7 +5,7 @@ pages; the chunk whose completion makes every chunk done publishes `pdfgen.merge
 (a counter, not a chord; no task ever waits on another).
 """
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,8 +16,19 @@ JOB_KIND = "report"
 QUEUE = "pdfgen"
 # Rows a spec may carry inline; larger reports upload their data (POST /v1/uploads) first.
 INLINE_ROWS_MAX = 10_000
+TITLE_MAX_CHARS = 200
+COLUMNS_MAX = 40
+COLUMN_KEY_MAX_CHARS = 64
+COLUMN_LABEL_MAX_CHARS = 200
+# A cell is drawn on one line of a column at most 2,000 pt wide: no more than this ever shows.
+CELL_MAX_CHARS = 1000
 
-Scalar = str | int | float | bool | None
+Cell = Annotated[str, Field(max_length=CELL_MAX_CHARS)] | int | float | bool | None
+# An inline row: a value per column key (the keys are checked against the columns below).
+Row = Annotated[
+    dict[Annotated[str, Field(max_length=COLUMN_KEY_MAX_CHARS)], Cell],
+    Field(max_length=COLUMNS_MAX),
+]
 ReportStatus = Literal["queued", "rendering", "merging", "ready", "failed", "cancelled", "expired"]
 
 
@@ -26,8 +37,8 @@ class ColumnSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    key: str = Field(min_length=1, max_length=64)
-    label: str = Field(min_length=1, max_length=200)
+    key: str = Field(min_length=1, max_length=COLUMN_KEY_MAX_CHARS)
+    label: str = Field(min_length=1, max_length=COLUMN_LABEL_MAX_CHARS)
     width: float | None = Field(default=None, gt=0, le=2000)
     align: Literal["left", "right", "center"] | None = None
 
@@ -37,13 +48,11 @@ class ReportSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
-    columns: list[ColumnSpec] = Field(min_length=1, max_length=40)
-    rows: list[dict[str, Scalar]] | None = Field(
-        default=None, min_length=1, max_length=INLINE_ROWS_MAX
-    )
+    title: str = Field(min_length=1, max_length=TITLE_MAX_CHARS)
+    columns: list[ColumnSpec] = Field(min_length=1, max_length=COLUMNS_MAX)
+    rows: list[Row] | None = Field(default=None, min_length=1, max_length=INLINE_ROWS_MAX)
     upload_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
-    group_by: str | None = None
+    group_by: str | None = Field(default=None, max_length=COLUMN_KEY_MAX_CHARS)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

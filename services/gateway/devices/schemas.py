@@ -2,11 +2,11 @@
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.gateway.line_reader import LineError
+from services.gateway.line_reader import MAX_ERRORS, LineError
 
 Platform = Literal["android", "ios", "web"]
 PLATFORMS: frozenset[str] = frozenset({"android", "ios", "web"})
@@ -68,11 +68,17 @@ class DeviceRegistration(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    token: str = Field(examples=["fMEP0vJqS0:APA91bH..."])
+    # The lengths bound what is parsed; the validators then apply the rules the importer shares
+    # (a token's bound is in bytes, and topics are counted without duplicates).
+    token: str = Field(max_length=TOKEN_MAX_BYTES, examples=["fMEP0vJqS0:APA91bH..."])
     platform: Platform
-    user_id: str | None = Field(default=None, description="null or omitted: no user")
-    topics: list[str] | None = Field(
-        default=None, description="Replaces the device's topics; omitted or null keeps them"
+    user_id: str | None = Field(
+        default=None, max_length=USER_ID_MAX_CHARS, description="null or omitted: no user"
+    )
+    topics: list[Annotated[str, Field(max_length=TOPIC_MAX_CHARS)]] | None = Field(
+        default=None,
+        max_length=TOPICS_MAX,
+        description="Replaces the device's topics; omitted or null keeps them",
     )
 
     @field_validator("token")
@@ -114,4 +120,6 @@ class ImportSummary(BaseModel):
         description="Good rows for tokens already known, including repeats within the file"
     )
     rejected: int
-    errors: list[LineError] = Field(description="The first 1,000 rejected lines")
+    errors: list[LineError] = Field(
+        max_length=MAX_ERRORS, description="The first 1,000 rejected lines"
+    )

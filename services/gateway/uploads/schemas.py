@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from services.gateway.line_reader import LineError
+from services.gateway.line_reader import MAX_ERRORS, LineError
 
 
 class UploadView(BaseModel):
@@ -27,4 +27,4 @@ class UploadView(BaseModel):
 class UploadReceipt(UploadView):
     """A finished upload, with the first 1,000 bad lines (`rejected` counts them all)."""
 
-    errors: list[LineError]
+    errors: list[LineError] = Field(max_length=MAX_ERRORS)
