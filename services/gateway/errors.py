@@ -90,6 +90,12 @@ class UnsupportedImportType(GatewayError):
     code = "unsupported_media_type"
 
 
+class UnsupportedContentEncoding(UnsupportedImportType):
+    """A device import or data upload was sent compressed; bodies are read as sent, not decoded."""
+
+    code = "unsupported_content_encoding"
+
+
 class InvalidImportHeader(GatewayError):
     """The CSV header row does not name the columns an import needs."""
 

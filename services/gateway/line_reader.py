@@ -16,7 +16,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
 
-from services.gateway.errors import UnsupportedImportType
+from services.gateway.errors import UnsupportedContentEncoding, UnsupportedImportType
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_ERRORS = 1000
@@ -37,12 +37,6 @@ def body_format(content_type: str | None) -> Format | None:
     """The format a Content-Type names, None for any other."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     return MEDIA_TYPES.get(media)
-
-
-class UnsupportedContentEncoding(UnsupportedImportType):
-    """A device import or data upload was sent compressed; bodies are read as sent, not decoded."""
-
-    code = "unsupported_content_encoding"
 
 
 def request_format(headers: Headers) -> Format:

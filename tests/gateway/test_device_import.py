@@ -7,8 +7,12 @@ from starlette.datastructures import Headers
 
 from services.common.store.devices import copy_text
 from services.gateway.devices.importer import MAX_ERRORS, MAX_LINE_BYTES, RowParser, import_format
-from services.gateway.errors import InvalidImportHeader, UnsupportedImportType
-from services.gateway.line_reader import UnsupportedContentEncoding, request_format
+from services.gateway.errors import (
+    InvalidImportHeader,
+    UnsupportedContentEncoding,
+    UnsupportedImportType,
+)
+from services.gateway.line_reader import request_format
 
 
 def parse(fmt: str, body: bytes, chunk: int) -> tuple[list[tuple[object, ...]], RowParser]:
