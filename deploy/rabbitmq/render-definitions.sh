@@ -2,9 +2,9 @@
 # Entry point wrapper for the RabbitMQ container: write the boot definitions, then exec the
 # image's own entry point ("$@").
 #
-# RabbitMQ 3.10 cannot read credentials from the environment once definitions are imported at
-# boot, and a password must never be committed, so the application user is rendered here from
-# RABBITMQ_USER / RABBITMQ_PASSWORD next to the committed topology (definitions.json).
+# RabbitMQ (3.10 and 4.x alike) creates no user from the environment once definitions are
+# imported at boot, and a password must never be committed, so the application user is rendered
+# here from RABBITMQ_USER / RABBITMQ_PASSWORD next to the committed topology (definitions.json).
 #
 #   OFFLOAD_DEFINITIONS_SOURCE  the topology file   (default /etc/rabbitmq/offload/definitions.json)
 #   OFFLOAD_DEFINITIONS_DIR     where RabbitMQ reads (default /var/lib/rabbitmq/definitions)

@@ -1,11 +1,18 @@
 """deploy/rabbitmq: the definitions equal what the code declares, and a broker boots from them.
 
 Both checks run against real RabbitMQ: throwaway vhosts on the machine's broker for the drift
-check, and a throwaway node configured exactly like the compose stack's `rabbitmq` service.
+check, and a throwaway node configured like the compose stack's `rabbitmq` service.
+
+The machine's broker is Debian's RabbitMQ 3.10; compose deploys 4.3, whose image cannot be
+pulled here. So the node boots 3.10 from rabbitmq.conf, enabled_plugins and the definitions,
+but not from deprecated-features.conf (keys 3.10 refuses to start on). What 4.3 would refuse is
+checked statically below, against the release notes and source of 4.3 (see
+docs/operations.md#rabbitmq-versions).
 """
 
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -19,12 +26,45 @@ import pika
 import pytest
 
 from services.common import topology
+from services.common.config import ServiceSettings
+from services.common.worker.app import create_celery
 from tests.support import environment
+from tests.support.deployment import K8S, REPO, raw_compose
 from tests.support.rabbitmq_node import DEPLOY, deployed_node
 
 MANAGEMENT = "http://127.0.0.1:15672"
 GUEST = ("guest", "guest")
 DEFINITIONS = json.loads((DEPLOY / "definitions.json").read_text())
+# The oldest series compose may deploy: 3.10 to 4.2 are past their community support.
+SUPPORTED_FROM = (4, 3)
+DEPRECATED_FEATURES = DEPLOY / "deprecated-features.conf"
+# Queue arguments RabbitMQ 4.3 refuses (x-queue-mode, x-queue-version: classic queue storage v1
+# was removed) or denies by default (x-queue-master-locator), and policy keys 4.3's policy
+# validators (rabbit_policies) accept. `queue-mode` is still accepted there and ignored: every
+# classic queue is CQv2, which keeps messages on disk as lazy mode did on 3.10.
+REFUSED_QUEUE_ARGUMENTS = {"x-queue-mode", "x-queue-version", "x-queue-master-locator"}
+POLICY_KEYS_4_3 = {
+    "alternate-exchange",
+    "dead-letter-exchange",
+    "dead-letter-routing-key",
+    "expires",
+    "max-length",
+    "max-length-bytes",
+    "message-ttl",
+    "overflow",
+    "queue-mode",
+}
+
+
+def _conf_settings(path: Path) -> dict[str, str]:
+    """A rabbitmq.conf-style file's settings (comments and blank lines left out)."""
+    settings = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f"{path.name}: not a setting: {line!r}"
+            settings[key.strip()] = value.strip()
+    return settings
 
 
 def _snapshot(client: httpx.Client, vhost: str) -> dict[str, Any]:
@@ -158,6 +198,8 @@ def test_render_escapes_credentials_into_valid_json(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_a_broker_boots_from_the_deploy_files_like_compose() -> None:
+    # The local 3.10: rabbitmq.conf, enabled_plugins and the definitions, as compose mounts them;
+    # deprecated-features.conf is left out (see the module docstring).
     user, password = "offload-app", 'n0t "guest" \\ pass'
     with deployed_node(user, password) as node:
         # Only the application user exists: importing definitions at boot creates no guest.
@@ -173,6 +215,7 @@ def test_a_broker_boots_from_the_deploy_files_like_compose() -> None:
             assert queues[spec.name]["arguments"] == spec.arguments()
             dlq = queues[spec.dead_letter_queue]
             assert dlq["policy"] == "offload-dead-letters"
+            # Lazy on 3.10; 4.3 accepts the key and ignores it (CQv2 keeps messages on disk).
             assert dlq["effective_policy_definition"] == {"queue-mode": "lazy"}
 
         # The application user can publish through the task exchange and its bindings route.
@@ -218,3 +261,61 @@ def test_a_broker_boots_from_the_deploy_files_like_compose() -> None:
                 f'rabbitmq_detailed_queue_messages_ready{{vhost="offload",queue="{spec.name}"}}'
                 in detailed
             )
+
+
+# --- the deployed series (RabbitMQ 4.3), checked without its image -----------------------------
+
+
+def test_compose_deploys_a_supported_series_named_alike_everywhere() -> None:
+    image = raw_compose()["services"]["rabbitmq"]["image"]
+    match = re.fullmatch(r"rabbitmq:(\d+)\.(\d+)-management", image)
+    assert match, f"compose runs {image}, not the official management image of a series"
+    assert tuple(map(int, match.groups())) >= SUPPORTED_FROM
+    series = f"{match[1]}.{match[2]}"
+    # Kubernetes expects the same broker, and the operator's guide names it.
+    kustomization = (K8S / "kustomization.yaml").read_text()
+    assert f"RabbitMQ {series} " in kustomization and image in kustomization
+    operations = (REPO / "docs/operations.md").read_text()
+    assert f"| RabbitMQ {series} | `{image}` |" in operations
+
+
+def test_keys_3_10_refuses_are_kept_out_of_rabbitmq_conf() -> None:
+    conf = _conf_settings(DEPLOY / "rabbitmq.conf")
+    assert not [key for key in conf if key.startswith("deprecated_features.")]
+    permits = _conf_settings(DEPRECATED_FEATURES)
+    assert permits == {"deprecated_features.permit.transient_nonexcl_queues": "true"}
+    # Compose loads it after rabbitmq.conf, into the same conf.d directory.
+    volumes = raw_compose()["services"]["rabbitmq"]["volumes"]
+    targets = {
+        str(volume).split(":")[0]: str(volume).split(":")[1]
+        for volume in volumes
+        if str(volume).startswith("./deploy/rabbitmq/")
+    }
+    assert targets["./deploy/rabbitmq/rabbitmq.conf"] == "/etc/rabbitmq/conf.d/20-offload.conf"
+    assert (
+        targets["./deploy/rabbitmq/deprecated-features.conf"]
+        == "/etc/rabbitmq/conf.d/30-offload-deprecated-features.conf"
+    )
+
+
+def test_celery_still_declares_the_transient_queues_the_permit_is_for() -> None:
+    """RabbitMQ 4.3 refuses non-durable, non-exclusive queues by default. Celery declares its
+    remote-control (pidbox) and event queues that way unless told otherwise; when this fails,
+    the pools no longer do, and the permit can go once Flower does not either."""
+    conf = create_celery("pdfgen", ServiceSettings()).conf
+    assert conf.worker_enable_remote_control
+    assert not conf.control_queue_durable and not conf.control_queue_exclusive
+    assert not conf.event_queue_durable and not conf.event_queue_exclusive
+
+
+def test_definitions_use_nothing_rabbitmq_4_3_refuses() -> None:
+    for queue in DEFINITIONS["queues"]:
+        # Definitions cannot declare exclusive queues: a transient one would be refused.
+        assert queue["durable"] is True, queue["name"]
+        assert not REFUSED_QUEUE_ARGUMENTS & set(queue["arguments"]), queue["name"]
+        assert queue["arguments"].get("x-queue-type", "classic") == "classic", queue["name"]
+    for policy in DEFINITIONS["policies"]:
+        assert set(policy["definition"]) <= POLICY_KEYS_4_3, policy["name"]
+    # The code declares the same arguments (the drift test above compares the rest).
+    for spec in topology.QUEUES:
+        assert not REFUSED_QUEUE_ARGUMENTS & set(spec.arguments()), spec.name

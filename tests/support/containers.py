@@ -77,7 +77,7 @@ RABBITMQ = Server(
     "OFFLOAD_TEST_AMQP_URL",
     "AMQP_URL",
     environment.LOCAL_AMQP_URL,
-    image="rabbitmq:3.10-management",
+    image="rabbitmq:4.3-management",
     container_class="testcontainers.rabbitmq:RabbitMqContainer",
     port=5672,
     options={"username": "guest", "password": "guest", "vhost": environment.AMQP_VHOST},

@@ -109,7 +109,7 @@ def test_containers_stand_in_where_nothing_else_answers() -> None:
             # processes that import the environment anew (multiprocessing spawn) see it too
             assert os.environ[server.variable] == expected[server.attribute]
         assert [(c.image, c.started, c.stopped) for c in made] == [
-            ("rabbitmq:3.10-management", True, False),
+            ("rabbitmq:4.3-management", True, False),
             ("redis:7", True, False),
             ("postgres:15", True, False),
         ]
