@@ -7,6 +7,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_API_KEY = "dev-key-change-me"
+# Distinct columns (keys) one upload may bring (services/common/rowfiles.py).
+UPLOAD_MAX_COLUMNS = 1000
 
 
 def default_storage_url() -> str:
@@ -44,6 +46,9 @@ class ServiceSettings(BaseSettings):
     # Uploads (POST /v1/uploads) can be used for new reports this long; pdfgen deletes them
     # after it (services/common/rowfiles.py).
     upload_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # An upload whose rows bring more distinct keys than this is refused (422, nothing kept)
+    # as soon as a line passes it; a report cannot use an upload wider than this.
+    upload_max_columns: int = Field(default=UPLOAD_MAX_COLUMNS, ge=1)
     # A worker pool touches this file every heartbeat_interval_s while it consumes from the
     # broker, beat while it publishes; `python -m services.ops.healthcheck` reads its age.
     # Unset: offload-worker.heartbeat or offload-beat.heartbeat in the temp directory.

@@ -7,6 +7,9 @@ upload exists once its index does. Row numbers are 0-based positions among the g
 `offsets[i]` is the byte offset of row `i * offsets_every` in rows.jsonl, so reading rows
 r0..r1 of millions is one ranged read starting within 1,000 rows of r0.
 
+An upload brings at most `OFFLOAD_UPLOAD_MAX_COLUMNS` (1,000) distinct keys: IndexBuilder
+raises TooManyColumns for the row that would pass it, before that row is stored.
+
 Uploads expire `OFFLOAD_UPLOAD_TTL_S` after they were made: the gateway then answers as if
 they did not exist, and pdfgen's periodic cleanup deletes them (and abandoned partial ones)
 a grace period later, unless a report still being built reads them.
@@ -21,9 +24,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from services.common.config import UPLOAD_MAX_COLUMNS
 from services.common.storage import ObjectNotFound, Storage
 
 ROWS_PER_OFFSET = 1000
+MAX_COLUMNS = UPLOAD_MAX_COLUMNS
+# Row shapes (key tuples) remembered to skip re-reading keys; ragged rows stop the memo.
+MAX_SHAPES = 10_000
 
 
 class UploadNotFound(ObjectNotFound):
@@ -32,6 +39,17 @@ class UploadNotFound(ObjectNotFound):
 
 class UploadExpired(UploadNotFound):
     """The upload is older than its time to live."""
+
+
+class TooManyColumns(Exception):
+    """The rows bring more distinct keys than an upload may have.
+
+    Not a ValueError: a line parser must not take it for one bad line.
+    """
+
+    def __init__(self, max_columns: int) -> None:
+        super().__init__(f"the upload has more than {max_columns} distinct columns (keys)")
+        self.max_columns = max_columns
 
 
 class UploadIndex(BaseModel):
@@ -102,9 +120,13 @@ def encode_row(row: dict[str, Any]) -> bytes:
 
 
 class IndexBuilder:
-    """Tracks rows, offsets and columns while an upload's JSONL lines are written in order."""
+    """Tracks rows, offsets and columns while an upload's JSONL lines are written in order.
 
-    def __init__(self) -> None:
+    At most `max_columns` distinct keys: `see_keys` raises TooManyColumns for a row past it.
+    """
+
+    def __init__(self, max_columns: int = MAX_COLUMNS) -> None:
+        self.max_columns = max_columns
         self.rows = 0
         self.stored_bytes = 0
         self.offsets: list[int] = []
@@ -117,13 +139,17 @@ class IndexBuilder:
         return list(self._columns)
 
     def see_keys(self, keys: tuple[str, ...]) -> None:
-        """Record a row's keys (cheap for the row shapes seen before)."""
-        if keys not in self._shapes:
-            self._shapes.add(keys)
-            for key in keys:
-                self._columns.setdefault(key)
-            if len(self._shapes) > 10_000:  # ragged rows: stop remembering shapes
-                self._shapes.clear()
+        """Record a row's keys (cheap for the row shapes seen before); TooManyColumns if they
+        bring the distinct keys past `max_columns` (none of them is recorded then)."""
+        if keys in self._shapes:
+            return
+        new = [key for key in dict.fromkeys(keys) if key not in self._columns]
+        if len(self._columns) + len(new) > self.max_columns:
+            raise TooManyColumns(self.max_columns)
+        self._columns.update(dict.fromkeys(new))
+        if len(self._shapes) >= MAX_SHAPES:  # ragged rows: stop remembering shapes
+            self._shapes.clear()
+        self._shapes.add(keys)
 
     def add(self, lines: Sequence[bytes]) -> None:
         """Account for these lines, about to be appended to rows.jsonl."""
@@ -171,11 +197,18 @@ def read_index(storage: Storage, upload_id: str) -> UploadIndex:
 
 
 def write_rows(
-    storage: Storage, rows: Iterable[dict[str, Any]], upload_id: str | None = None
+    storage: Storage,
+    rows: Iterable[dict[str, Any]],
+    upload_id: str | None = None,
+    *,
+    max_columns: int = MAX_COLUMNS,
 ) -> UploadIndex:
-    """Store rows (already validated dicts) as an upload; its index. For inline report rows."""
+    """Store rows (already validated dicts) as an upload; its index. For inline report rows.
+
+    TooManyColumns past `max_columns` distinct keys; nothing is kept then.
+    """
     upload_id = canonical_id(upload_id) if upload_id else new_upload_id()
-    builder = IndexBuilder()
+    builder = IndexBuilder(max_columns)
     batch: list[bytes] = []
     with storage.open_writer(rows_key(upload_id)) as writer:
         for row in rows:

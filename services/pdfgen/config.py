@@ -3,7 +3,7 @@
 from pydantic import Field
 
 from services.common.config import ServiceSettings
-from services.pdfgen import fonts
+from services.pdfgen import fonts, planning
 
 
 class PdfgenSettings(ServiceSettings):
@@ -11,6 +11,9 @@ class PdfgenSettings(ServiceSettings):
 
     # Pages one chunk task renders: bounds every render process's memory whatever the size.
     pdf_pages_per_chunk: int = Field(default=100, ge=1, le=5000)
+    # Caps on one report: past either, its plan fails at once with report_too_large.
+    pdf_max_groups: int = Field(default=planning.MAX_GROUPS, ge=1)
+    pdf_max_pages: int = Field(default=planning.MAX_PAGES, ge=1)
     pdf_report_ttl_s: int = Field(default=24 * 3600, ge=60)
     # A pool child above this resident size is replaced after its task (seed 003: 512 MB).
     pdf_max_child_rss_mib: int = Field(default=200, ge=64)

@@ -37,3 +37,9 @@ class MergeError(PdfgenError, BusinessError):
     """A chunk file is missing, unreadable or has a different page count than planned."""
 
     code = "merge_failed"
+
+
+class ReportTooLarge(PdfgenError, BusinessError):
+    """The report has more groups or pages than a report may (OFFLOAD_PDF_MAX_GROUPS/PAGES)."""
+
+    code = "report_too_large"

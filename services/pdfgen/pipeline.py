@@ -9,7 +9,8 @@ pages render, files move to or from storage, or chunks merge.
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from services.pdfgen.metrics import (
     PAGES_RENDERED,
     TASK_PEAK_RSS,
 )
-from services.pdfgen.planning import ReportPlan, plan_report
+from services.pdfgen.planning import MAX_GROUPS, MAX_PAGES, ReportPlan, plan_report
 from services.pdfgen.render import render_chunk as render_pages
 
 log = logging.getLogger(__name__)
@@ -57,19 +58,23 @@ def _layout(report: Mapping[str, Any]) -> Layout:
 
 def group_sizes(
     storage: Storage, upload_id: str, group_by: str | None
-) -> list[tuple[str | None, int]]:
-    """(group, row count) in input order: consecutive rows with one value form a group."""
+) -> Generator[tuple[str | None, int], None, None]:
+    """(group, row count) in input order, read as it goes: consecutive rows with one value
+    form a group."""
     if group_by is None:
-        return [(None, read_index(storage, upload_id).rows)]
-    groups: list[tuple[str | None, int]] = []
-    for row in iter_rows(storage, upload_id):
-        value = row.get(group_by)
-        name = "" if value is None else str(value)
-        if groups and groups[-1][0] == name:
-            groups[-1] = (name, groups[-1][1] + 1)
-        else:
-            groups.append((name, 1))
-    return groups
+        yield None, read_index(storage, upload_id).rows
+        return
+    name, count = "", 0
+    with closing(iter_rows(storage, upload_id)) as rows:
+        for row in rows:
+            value = row.get(group_by)
+            value = "" if value is None else str(value)
+            if count and value != name:
+                yield name, count
+                count = 0
+            name, count = value, count + 1
+    if count:
+        yield name, count
 
 
 def plan(
@@ -80,8 +85,14 @@ def plan(
     storage: Storage,
     pages_per_chunk: int,
     publish: Publish,
+    max_groups: int = MAX_GROUPS,
+    max_pages: int = MAX_PAGES,
 ) -> None:
-    """Plan the report once; publish a render per pending chunk, or the merge if none is."""
+    """Plan the report once; publish a render per pending chunk, or the merge if none is.
+
+    ReportTooLarge (the job fails, nothing is stored) as soon as the rows read make more
+    than `max_groups` groups or `max_pages` pages.
+    """
     with pool.connection() as conn:
         report = reports.load(conn, request.report_id)
     if report is None:
@@ -89,8 +100,14 @@ def plan(
     new_plan = None
     if report["plan"] is None:
         layout = _layout(report)
-        groups = group_sizes(storage, report["upload_id"], report["group_by"])
-        new_plan = plan_report(groups, layout.rows_per_page, pages_per_chunk)
+        with closing(group_sizes(storage, report["upload_id"], report["group_by"])) as groups:
+            new_plan = plan_report(
+                groups,
+                layout.rows_per_page,
+                pages_per_chunk,
+                max_groups=max_groups,
+                max_pages=max_pages,
+            )
     with pool.connection() as conn:
         if new_plan is not None:
             reports.store_plan(
@@ -121,7 +138,7 @@ def render(
 ) -> None:
     """Render and store one chunk unless it is done; the last chunk done publishes the merge."""
     with pool.connection() as conn:
-        report = reports.load(conn, request.report_id)
+        report = reports.load_chunk(conn, request.report_id, request.chunk_no)
         if report is None or report["plan"] is None:
             return
         already_done = reports.is_chunk_done(conn, request.report_id, request.chunk_no)
@@ -147,9 +164,9 @@ def render(
 def render_to_storage(
     storage: Storage, report_id: UUID, report: Mapping[str, Any], chunk_no: int
 ) -> RenderedChunk:
-    """Render chunk `chunk_no` of a planned report from its rows and store the file."""
-    report_plan = ReportPlan.from_dict(report["plan"])
-    chunk = report_plan.chunks[chunk_no]
+    """Render chunk `chunk_no` of a planned report (as `reports.load_chunk` reads it) from its
+    rows and store the file."""
+    report_plan, chunk = ReportPlan.for_chunk(report["plan"], report["chunk"], chunk_no)
     reset_peak()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="offload-chunk-") as tmp:

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from services.common.rowfiles import (
+    MAX_COLUMNS,
     ROWS_PER_OFFSET,
     IndexBuilder,
+    TooManyColumns,
     UploadExpired,
     UploadNotFound,
     check_live,
@@ -140,6 +142,32 @@ def test_index_builder_offsets_across_uneven_batches() -> None:
         builder.add(lines[builder.rows : builder.rows + size])
     assert builder.rows == 2_600 and builder.stored_bytes == sum(map(len, lines))
     assert builder.offsets == [sum(map(len, lines[:k])) for k in (0, 1000, 2000)]
+
+
+def test_index_builder_refuses_a_key_past_the_column_cap() -> None:
+    builder = IndexBuilder(max_columns=3)
+    builder.see_keys(("a", "b"))
+    builder.see_keys(("b", "c"))
+    builder.see_keys(("a", "b"))  # a shape seen before
+    with pytest.raises(TooManyColumns, match="more than 3 distinct columns"):
+        builder.see_keys(("a", "d"))
+    assert builder.columns == ["a", "b", "c"]
+
+
+def test_the_column_cap_has_a_default_and_holds_for_ragged_rows() -> None:
+    assert MAX_COLUMNS == 1000
+    builder = IndexBuilder()
+    with pytest.raises(TooManyColumns):
+        for i in range(MAX_COLUMNS):  # every row a new shape with two new keys
+            builder.see_keys((f"k{2 * i}", f"k{2 * i + 1}"))
+    assert len(builder.columns) == MAX_COLUMNS
+
+
+def test_rows_with_too_many_columns_are_not_stored(storage: Storage) -> None:
+    rows = ({f"c{i}": i} for i in range(MAX_COLUMNS + 1))
+    with pytest.raises(TooManyColumns):
+        write_rows(storage, rows)
+    assert list(storage.list_objects("uploads/")) == []
 
 
 def test_an_upload_expires_its_ttl_after_it_was_made(storage: Storage, upload: str) -> None:

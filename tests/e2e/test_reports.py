@@ -13,6 +13,8 @@ import psycopg
 import pytest
 from pypdf import PdfReader
 
+from services.common.rowfiles import read_index, write_index
+from services.common.storage import LocalStorage
 from services.pdfgen.layout import Column, layout_for
 from services.pdfgen.planning import plan_report
 from tests.conftest import api, purge_queues
@@ -250,6 +252,58 @@ def test_an_upload_column_that_does_not_exist_is_422(pdf_stack: PdfStack, clean:
         )
     assert response.status_code == 422 and "unknown column keys" in response.text
     assert missing.status_code == 422 and "no upload" in response.text + missing.text
+
+
+def test_a_report_of_too_many_groups_fails_at_once_with_report_too_large(
+    pdf_stack: PdfStack, clean: None
+) -> None:
+    # Every row its own group: 10,001 groups, one past the default cap.
+    body = "".join(f'{{"id": {i}, "region": "r{i}"}}\n' for i in range(10_001)).encode()
+    with api(pdf_stack.base_url) as client:
+        upload = client.post(
+            "/v1/uploads", content=body, headers={"Content-Type": "application/x-ndjson"}
+        )
+        assert upload.status_code == 201, upload.text
+        spec = {
+            "title": "One group a row",
+            "columns": COLUMNS[:2],
+            "upload_id": upload.json()["upload_id"],
+            "group_by": "region",
+        }
+        accepted = client.post("/v1/reports", json=spec)
+        assert accepted.status_code == 202, accepted.text
+        job = wait_job(client, accepted.json()["job_id"], timeout=30)
+        report = client.get(f"/v1/reports/{accepted.json()['report_id']}").json()
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "report_too_large", job
+    assert "more than 10,000 groups" in job["error"]["message"]
+    assert report["status"] == "failed" and report["chunks_total"] is None, report
+    assert not (pdf_stack.storage / "reports" / accepted.json()["report_id"]).exists()
+
+
+def test_an_upload_wider_than_the_column_cap_is_422_for_a_report(
+    pdf_stack: PdfStack, clean: None
+) -> None:
+    storage = LocalStorage(pdf_stack.storage)
+    with api(pdf_stack.base_url) as client:
+        upload = client.post(
+            "/v1/uploads", content=b'{"a": 1}\n', headers={"Content-Type": "application/x-ndjson"}
+        ).json()
+        # An upload stored before the cap, with more columns than it allows.
+        index = read_index(storage, upload["upload_id"])
+        wide = index.columns + [f"c{i}" for i in range(1000)]
+        write_index(storage, index.model_copy(update={"columns": wide}))
+        response = client.post(
+            "/v1/reports",
+            json={
+                "title": "x",
+                "columns": [{"key": "a", "label": "A"}],
+                "upload_id": upload["upload_id"],
+            },
+        )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_report_spec"
+    assert "more than 1000 columns" in response.json()["error"]["message"]
 
 
 def test_unknown_reports_are_404(pdf_stack: PdfStack) -> None:

@@ -213,6 +213,32 @@ def test_an_upload_without_a_good_row_is_422_and_leaves_nothing(gateway: Gateway
     assert stored_uploads(gateway) == before
 
 
+def test_an_upload_with_too_many_distinct_keys_is_422_and_leaves_nothing(
+    gateway: Gateway,
+) -> None:
+    before = stored_uploads(gateway)
+    # 20 lines of 60 fresh keys each: the 17th line brings the count past 1,000.
+    lines = [
+        json.dumps({f"k{line}_{key}": key for key in range(60)}).encode() + b"\n"
+        for line in range(20)
+    ]
+    response = upload(gateway.base_url, b'{"id": 1}\n' + b"".join(lines))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == {
+        "code": "too_many_columns",
+        "message": "the upload has more than 1000 distinct columns (keys)",
+    }
+
+    header = ",".join(f"c{i}" for i in range(1001)).encode()
+    wide_csv = upload(gateway.base_url, header + b"\n" + b"1," * 1000 + b"1\n", "text/csv")
+    assert wide_csv.status_code == 422, wide_csv.text
+    assert wide_csv.json()["error"]["code"] == "too_many_columns"
+    assert stored_uploads(gateway) == before
+
+    exactly = {f"c{i}": i for i in range(1000)}
+    assert upload(gateway.base_url, json.dumps(exactly).encode() + b"\n").status_code == 201
+
+
 def test_unknown_uploads_are_404(gateway: Gateway) -> None:
     with api(gateway.base_url) as client:
         for upload_id in ["0" * 32, "not-an-id"]:

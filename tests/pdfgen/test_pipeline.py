@@ -1,6 +1,7 @@
 """The report pipeline without a broker: plan, render, merge on the real Postgres and local
 storage; what each step publishes next; no pooled connection held while files are made."""
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from services.common.store import reports
 from services.common.worker.jobtask import JobCancelled, JobContext
 from services.common.worker.resources import Resources
 from services.pdfgen import pipeline
-from services.pdfgen.errors import PdfgenError
+from services.pdfgen.errors import PdfgenError, ReportTooLarge
 from services.pdfgen.layout import Column, layout_for
 from services.pdfgen.planning import ReportPlan
 from tests.support import environment
@@ -147,9 +148,14 @@ def job_progress(pool: ConnectionPool, job: JobContext) -> tuple[int, int]:
 
 
 def plan(
-    pool: ConnectionPool, storage: GuardedStorage, job: JobContext, report_id: uuid.UUID
+    pool: ConnectionPool,
+    storage: GuardedStorage,
+    job: JobContext,
+    report_id: uuid.UUID,
+    sent: list[Message] | None = None,
+    **limits: int,
 ) -> list[Message]:
-    sent: list[Message] = []
+    sent = [] if sent is None else sent
     pipeline.plan(
         PlanReport(job_id=job.job_id, report_id=report_id),
         job,
@@ -157,6 +163,7 @@ def plan(
         storage=storage,
         pages_per_chunk=PAGES_PER_CHUNK,
         publish=sent.append,
+        **limits,
     )
     return sent
 
@@ -264,6 +271,60 @@ def test_a_redelivered_plan_keeps_its_plan_and_publishes_what_is_left(
     assert plan(pool, storage, job, report_id) == [
         MergeReport(job_id=job.job_id, report_id=report_id)
     ]
+
+
+@pytest.mark.parametrize(
+    ("group_by", "limits", "refusal"),
+    [
+        ("id", {"max_groups": 10}, "more than 10 groups"),
+        (None, {"max_pages": 4}, "more than 4 pages"),
+        ("region", {"max_pages": 4}, "more than 4 pages"),
+    ],
+)
+def test_a_report_past_its_caps_fails_at_once_and_stores_nothing(
+    pool: ConnectionPool,
+    storage: GuardedStorage,
+    job: JobContext,
+    group_by: str | None,
+    limits: dict[str, int],
+    refusal: str,
+) -> None:
+    report_id = add_report(pool, storage, job, 5 * ROWS_PER_PAGE, group_by=group_by)
+    sent: list[Message] = []
+
+    with pytest.raises(ReportTooLarge, match=refusal) as refused:
+        plan(pool, storage, job, report_id, sent, **limits)
+
+    assert refused.value.code == "report_too_large"
+    assert sent == []
+    report = report_row(pool, report_id)
+    assert (report["status"], report["plan"], report["chunks_total"]) == ("queued", None, None)
+    with pool.connection() as conn:
+        assert reports.pending_chunks(conn, report_id) == []
+    assert not list(storage.list_objects(f"reports/{report_id}/"))
+
+
+def test_a_render_reads_its_chunk_of_the_plan_not_the_whole(
+    pool: ConnectionPool, storage: GuardedStorage, job: JobContext
+) -> None:
+    # Every row its own group: 5 * ROWS_PER_PAGE pages in chunks of 2.
+    report_id = add_report(pool, storage, job, 5 * ROWS_PER_PAGE, group_by="id")
+    plan(pool, storage, job, report_id)
+    whole = report_row(pool, report_id)["plan"]
+    assert len(whole["chunks"]) == -(-5 * ROWS_PER_PAGE // 2)
+
+    with pool.connection() as conn:
+        report = reports.load_chunk(conn, report_id, 7)
+    assert report is not None
+    assert "chunks" not in report["plan"] and report["chunk"] == whole["chunks"][7]
+    assert len(json.dumps(report["plan"])) + len(json.dumps(report["chunk"])) < 200
+    assert report["title"] == "Ledger"
+
+    render(pool, storage, job, report_id, 7)
+    out = storage.root / reports.chunk_key(report_id, 7)
+    reader = PdfReader(out, strict=True)
+    assert [page.extract_text().count("(continued)") for page in reader.pages] == [0, 0]
+    assert str(15) in reader.pages[0].extract_text()
 
 
 def test_an_empty_report_is_one_page(

@@ -1,9 +1,12 @@
 import json
+from collections.abc import Iterator
 
 import pytest
 
+from services.pdfgen.errors import ReportTooLarge
 from services.pdfgen.planning import (
     BLANK_GROUP,
+    GROUP_NAME_CHARS,
     ChunkPlan,
     OutlineEntry,
     ReportPlan,
@@ -148,25 +151,121 @@ def test_ten_thousand_pages_in_hundred_page_chunks() -> None:
 def test_plan_round_trips_through_json() -> None:
     plan = plan_report([("a", 30), ("b", 5)], rows_per_page=7, pages_per_chunk=3)
     data = json.loads(json.dumps(plan.to_dict()))
-    assert set(data) == {
-        "rows_per_page",
-        "pages_per_chunk",
-        "total_rows",
-        "total_pages",
-        "groups",
-        "chunks",
-        "outline",
-    }
-    assert data["chunks"][1] == {
-        "chunk_no": 1,
-        "first_page": 4,
-        "page_count": 3,
-        "first_row": 21,
-        "row_count": 14,
-    }
+    assert set(data) == {"rows_per_page", "pages_per_chunk", "total_rows", "total_pages", "chunks"}
+    # A chunk: its first row, its row count and the groups on its pages (name, first row,
+    # rows, first page); a group over several chunks is listed in each.
+    assert data["chunks"][1] == [21, 14, [["a", 0, 30, 1], ["b", 30, 5, 6]]]
     again = ReportPlan.from_dict(data)
     assert again == plan
     assert again.page(6) == plan.page(6)
+    assert again.outline == plan.outline == [OutlineEntry("a", 1), OutlineEntry("b", 6)]
+
+
+def test_a_chunk_is_read_back_alone() -> None:
+    plan = plan_report([("a", 30), ("b", 5), ("c", 20)], rows_per_page=7, pages_per_chunk=3)
+    data = json.loads(json.dumps(plan.to_dict()))
+    head = {key: value for key, value in data.items() if key != "chunks"}
+    for chunk in plan.chunks:
+        alone, alone_chunk = ReportPlan.for_chunk(
+            head, data["chunks"][chunk.chunk_no], chunk.chunk_no
+        )
+        assert alone_chunk == chunk
+        assert list(alone.pages(alone_chunk)) == list(plan.pages(chunk))
+        assert alone.total_pages == plan.total_pages
+
+
+def test_a_plan_stored_before_the_compact_form_still_reads() -> None:
+    plan = plan_report([("a", 30), ("b", 5)], rows_per_page=7, pages_per_chunk=3)
+    old = {
+        "rows_per_page": 7,
+        "pages_per_chunk": 3,
+        "total_rows": 35,
+        "total_pages": 6,
+        "groups": [
+            {"name": "a", "first_row": 0, "row_count": 30, "first_page": 1, "page_count": 5},
+            {"name": "b", "first_row": 30, "row_count": 5, "first_page": 6, "page_count": 1},
+        ],
+        "chunks": [
+            {"chunk_no": 0, "first_page": 1, "page_count": 3, "first_row": 0, "row_count": 21},
+            {"chunk_no": 1, "first_page": 4, "page_count": 3, "first_row": 21, "row_count": 14},
+        ],
+        "outline": [{"title": "a", "page": 1}, {"title": "b", "page": 6}],
+    }
+    assert ReportPlan.from_dict(old) == plan
+    head = {key: value for key, value in old.items() if key != "chunks"}
+    alone, chunk = ReportPlan.for_chunk(head, old["chunks"][1], 1)
+    assert chunk == plan.chunks[1]
+    assert list(alone.pages(chunk)) == list(plan.pages(plan.chunks[1]))
+
+
+def counted(
+    groups: list[tuple[str | None, int]], seen: list[int]
+) -> Iterator[tuple[str | None, int]]:
+    for group in groups:
+        seen.append(1)
+        yield group
+
+
+def test_too_many_groups_are_refused_without_reading_the_rest() -> None:
+    seen: list[int] = []
+    groups = [(f"g{i}", 1) for i in range(1000)]
+    with pytest.raises(ReportTooLarge, match="more than 5 groups") as refused:
+        plan_report(counted(groups, seen), 10, 10, max_groups=5, max_pages=1000)
+    assert refused.value.code == "report_too_large"
+    assert len(seen) == 6
+    assert plan_report(groups[:5], 10, 10, max_groups=5).total_pages == 5
+
+
+def test_too_many_pages_are_refused_without_reading_the_rest() -> None:
+    with pytest.raises(ReportTooLarge, match="more than 100 pages"):
+        plan_report([(None, 1001)], rows_per_page=10, pages_per_chunk=10, max_pages=100)
+    assert plan_report([(None, 1000)], 10, 10, max_pages=100).total_pages == 100
+    seen: list[int] = []
+    groups = [(f"g{i}", 25) for i in range(1000)]  # 3 pages each
+    with pytest.raises(ReportTooLarge, match="more than 100 pages"):
+        plan_report(counted(groups, seen), 10, 10, max_groups=None, max_pages=100)
+    assert len(seen) == 34
+
+
+def test_the_default_caps() -> None:
+    plan_report([(f"g{i}", 1) for i in range(10_000)], 57, 100)
+    with pytest.raises(ReportTooLarge, match="more than 10,000 groups"):
+        plan_report([(f"g{i}", 1) for i in range(10_001)], 57, 100)
+    assert plan_report([(None, 200_000 * 57)], 57, 100).total_pages == 200_000
+    with pytest.raises(ReportTooLarge, match="more than 200,000 pages"):
+        plan_report([(None, 200_000 * 57 + 1)], 57, 100)
+
+
+# What one chunk's entry may take: a few numbers, and per page at most one group of
+# a name (cut to GROUP_NAME_CHARS) and three numbers.
+CHUNK_BYTES = 48
+GROUP_BYTES = GROUP_NAME_CHARS * 2 + 40
+
+
+def test_a_big_grouped_plan_stays_proportional_to_its_chunks() -> None:
+    # 10,000 groups of 20 rows, one page each: 100 chunks of 100 pages.
+    groups = [(f"Customer {i:05d}", 20) for i in range(10_000)]
+    plan = plan_report(groups, rows_per_page=57, pages_per_chunk=100)
+    data = plan.to_dict()
+    assert len(plan.chunks) == 100
+    for entry in data["chunks"]:
+        assert len(json.dumps(entry)) <= CHUNK_BYTES + 100 * 40
+    assert len(json.dumps(data)) <= len(plan.chunks) * (CHUNK_BYTES + 100 * 40) + 200
+
+
+def test_an_ungrouped_plan_of_two_hundred_thousand_pages_is_a_few_bytes_a_chunk() -> None:
+    plan = plan_report([(None, 200_000 * 37)], rows_per_page=37, pages_per_chunk=100)
+    data = json.dumps(plan.to_dict())
+    assert len(plan.chunks) == 2000
+    assert len(data) <= 2000 * CHUNK_BYTES
+    assert len(plan.outline) == 200_000 * 37 // 1000  # computed, not stored
+
+
+def test_long_group_names_are_cut_in_the_plan() -> None:
+    plan = plan_report([("x" * 10_000, 1), ("y", 1)], rows_per_page=10, pages_per_chunk=10)
+    name = plan.groups[0].name
+    assert name is not None and len(name) == GROUP_NAME_CHARS and name.endswith("\u2026")
+    assert len(json.dumps(plan.to_dict(), ensure_ascii=False)) <= CHUNK_BYTES + 2 * GROUP_BYTES
 
 
 def test_bad_arguments_are_refused() -> None:

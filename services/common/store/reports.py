@@ -40,6 +40,18 @@ def load(conn: Connection[Any], report_id: UUID) -> dict[str, Any] | None:
         return cur.execute("SELECT * FROM reports WHERE id = %s", (report_id,)).fetchone()
 
 
+def load_chunk(conn: Connection[Any], report_id: UUID, chunk_no: int) -> dict[str, Any] | None:
+    """The report as one render task needs it: `plan` without its chunks, and `chunk`, the
+    entry of chunk `chunk_no` (the worker receives that entry, not the whole plan)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT id, title, columns, group_by, upload_id, status, chunks_done, chunks_total, "
+            "created_at, plan - 'chunks' AS plan, plan -> 'chunks' -> %s::int AS chunk "
+            "FROM reports WHERE id = %s",
+            (chunk_no, report_id),
+        ).fetchone()
+
+
 def store_plan(
     conn: Connection[Any], report_id: UUID, plan: dict[str, Any], pages: int, chunks: int
 ) -> None:

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 
 from services.common.contracts.reports import ReportSpec
 from services.common.logs import request_id_var
+from services.common.rowfiles import TooManyColumns
 from services.gateway.deps import ApiKey, ClientsDep, IdempotencyKeyHeader, idempotency_for
 from services.gateway.errors import ErrorBody, InvalidReportSpec, UploadNotFound
 from services.gateway.reports.schemas import ReportAccepted, ReportView
@@ -41,7 +42,11 @@ async def create_report(
         upload_id, owns_upload = spec.upload_id, False
     else:
         assert spec.rows is not None
-        upload_id, owns_upload = await store_rows(clients.storage, spec.rows), True
+        try:
+            upload_id = await store_rows(clients.storage, spec.rows, clients.uploads.max_columns)
+        except TooManyColumns as exc:
+            raise InvalidReportSpec(f"rows: {exc}") from None
+        owns_upload = True
     job_id, report_id = await clients.reports.submit(
         spec,
         upload_id,
@@ -59,6 +64,10 @@ async def _check_upload(uploads: UploadStore, spec: ReportSpec) -> None:
         index = await uploads.get(spec.upload_id)
     except UploadNotFound as exc:
         raise InvalidReportSpec(f"{exc.message}: {spec.upload_id}") from None
+    if len(index.columns) > uploads.max_columns:  # an upload stored before the cap
+        raise InvalidReportSpec(
+            f"the upload has more than {uploads.max_columns} columns; upload narrower data"
+        )
     unknown = [c.key for c in spec.columns if c.key not in index.columns]
     if unknown:
         raise InvalidReportSpec(f"unknown column keys (not in the upload): {unknown}")

@@ -5,8 +5,8 @@ lines and written to storage in ~1 MiB batches on a worker thread, at most one b
 flight while the next is parsed, so memory stays bounded and the event loop never waits on
 storage. A row is a JSON object whose values are scalars (string, number, boolean, null); CSV
 rows map header names to the cells as strings. Nothing is recorded in Postgres: the index in
-storage is the record (see services.common.rowfiles). A failed, oversized or empty upload
-leaves nothing behind.
+storage is the record (see services.common.rowfiles). A failed, oversized or empty upload,
+or one whose rows bring more distinct keys than `max_columns`, leaves nothing behind.
 """
 
 import asyncio
@@ -18,9 +18,15 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from services.common import rowfiles
-from services.common.rowfiles import IndexBuilder, UploadIndex
+from services.common.rowfiles import MAX_COLUMNS, IndexBuilder, TooManyColumns, UploadIndex
 from services.common.storage import ObjectWriter, Storage
-from services.gateway.errors import InvalidImportHeader, NoValidRows, UploadNotFound, UploadTooLarge
+from services.gateway.errors import (
+    GatewayError,
+    InvalidImportHeader,
+    NoValidRows,
+    UploadNotFound,
+    UploadTooLarge,
+)
 from services.gateway.line_reader import Format, LineParser, csv_fields
 
 log = logging.getLogger(__name__)
@@ -34,6 +40,13 @@ def _no_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
+class UploadTooWide(GatewayError):
+    """The upload's rows bring more distinct keys than OFFLOAD_UPLOAD_MAX_COLUMNS; nothing kept."""
+
+    status_code = 422
+    code = "too_many_columns"
 
 
 class UploadParser(LineParser[bytes]):
@@ -61,7 +74,7 @@ class UploadParser(LineParser[bytes]):
             )
         self._columns = names
         self._keys = [encode_basestring(name) + ":" for name in names]  # `"name":`
-        self.index.see_keys(tuple(names))
+        self._see_keys(tuple(names))
 
     def parse_ndjson(self, number: int, line: str) -> bytes:
         start = 0 if not line[0].isspace() else len(line) - len(line.lstrip())
@@ -78,8 +91,14 @@ class UploadParser(LineParser[bytes]):
             for key, value in row.items():
                 if isinstance(value, _NESTED):
                     raise ValueError(f"{key!r} is not a string, number, boolean or null")
-        self.index.see_keys(tuple(row))
+        self._see_keys(tuple(row))
         return line.encode() + b"\n"
+
+    def _see_keys(self, keys: tuple[str, ...]) -> None:
+        try:
+            self.index.see_keys(keys)
+        except TooManyColumns as exc:  # the whole upload is refused, not this line
+            raise UploadTooWide(str(exc)) from None
 
     def parse_csv(self, number: int, line: str) -> bytes:
         fields = csv_fields(line)
@@ -94,20 +113,24 @@ class UploadParser(LineParser[bytes]):
 class UploadStore:
     """Uploads as the gateway writes and reads them."""
 
-    def __init__(self, storage: Storage, max_bytes: int, ttl_s: int) -> None:
+    def __init__(
+        self, storage: Storage, max_bytes: int, ttl_s: int, max_columns: int = MAX_COLUMNS
+    ) -> None:
         self.storage = storage
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s
+        self.max_columns = max_columns
 
     async def receive(
         self, chunks: AsyncIterator[bytes], fmt: Format
     ) -> tuple[UploadIndex, list[dict[str, Any]]]:
         """Store the stream's good rows as a new upload; its index and the kept line errors.
 
-        UploadTooLarge past max_bytes, NoValidRows if no line was a row; nothing is kept then.
+        UploadTooLarge past max_bytes, UploadTooWide past max_columns, NoValidRows if no line
+        was a row; nothing is kept then.
         """
         upload_id = rowfiles.new_upload_id()
-        builder = IndexBuilder()
+        builder = IndexBuilder(self.max_columns)
         parser = UploadParser(fmt, builder)
         writer = await asyncio.to_thread(self.storage.open_writer, rowfiles.rows_key(upload_id))
         batch = _Batcher(writer)
@@ -162,9 +185,14 @@ class UploadStore:
         return index.model_dump() | {"expires_at": index.expires_at(self.ttl_s)}
 
 
-async def store_rows(storage: Storage, rows: Iterable[dict[str, Any]]) -> str:
-    """Store already-validated rows (a report's inline rows) as a new upload; its id."""
-    index = await asyncio.to_thread(rowfiles.write_rows, storage, rows)
+async def store_rows(
+    storage: Storage, rows: Iterable[dict[str, Any]], max_columns: int = MAX_COLUMNS
+) -> str:
+    """Store already-validated rows (a report's inline rows) as a new upload; its id.
+
+    TooManyColumns past `max_columns` distinct keys (nothing is kept then).
+    """
+    index = await asyncio.to_thread(rowfiles.write_rows, storage, rows, max_columns=max_columns)
     return index.upload_id
 
 
