@@ -55,6 +55,8 @@ def plan_report_task(self: PdfgenTask, **payload: Any) -> None:
             pool=_pool(),
             storage=_storage(),
             pages_per_chunk=settings.pdf_pages_per_chunk,
+            max_groups=settings.pdf_max_groups,
+            max_pages=settings.pdf_max_pages,
             publish=_publisher(self),
         ),
         settle=False,
