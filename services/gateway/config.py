@@ -1,12 +1,30 @@
 """Gateway settings (OFFLOAD_* environment variables)."""
 
+import re
+
 from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from services.common.config import DEV_API_KEY, ServiceSettings
+
+# Production refuses keys shorter than this (a random key: `openssl rand -base64 32`).
+API_KEY_MIN_LENGTH = 32
+# The example values shipped in .env.example and deploy/k8s/secret.example.yaml; production
+# refuses them, and any key containing one of PLACEHOLDER_MARKERS (compared lowercase, without
+# separators, so CHANGE-ME, change_me and ChangeMe all match).
+PLACEHOLDER_API_KEYS = frozenset({DEV_API_KEY, "change-me-api-key", "CHANGE-ME"})
+PLACEHOLDER_MARKERS = ("changeme", "example", "placeholder")
+KEY_ADVICE = (
+    f"every key must be a random value of at least {API_KEY_MIN_LENGTH} characters "
+    "(`openssl rand -base64 32`)"
+)
 
 
 class GatewaySettings(ServiceSettings):
     """How the gateway listens, authenticates and talks to the broker."""
+
+    # A refused setting's message must not print the other settings (URLs with passwords).
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
 
     # Comma-separated bearer keys. Required outside development; the dev key is refused there.
     api_keys: str = ""
@@ -40,17 +58,38 @@ class GatewaySettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _keys_required_outside_development(self) -> "GatewaySettings":
-        keys = self.accepted_keys()
-        if self.environment != "development":
-            if not keys:
-                raise ValueError("OFFLOAD_API_KEYS must be set outside development")
-            if self.environment == "production" and DEV_API_KEY in keys:
-                raise ValueError("OFFLOAD_API_KEYS contains the development key")
+        keys = self._configured_keys()
+        if self.environment != "development" and not keys:
+            raise ValueError("OFFLOAD_API_KEYS must be set outside development")
+        if self.environment == "production":
+            for number, key in enumerate(keys, 1):
+                problem = weak_key_problem(key)
+                if problem is not None:
+                    # The key itself is never printed: the message reaches logs.
+                    raise ValueError(
+                        f"OFFLOAD_API_KEYS: key {number} of {len(keys)} {problem}; in production "
+                        f"{KEY_ADVICE}"
+                    )
         return self
 
     def accepted_keys(self) -> frozenset[str]:
         """The accepted bearer keys; the development key when none are configured in development."""
-        keys = frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+        keys = frozenset(self._configured_keys())
         if not keys and self.environment == "development":
             return frozenset({DEV_API_KEY})
         return keys
+
+    def _configured_keys(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+
+def weak_key_problem(key: str) -> str | None:
+    """Why production refuses this API key (a placeholder, too short), or None."""
+    if key == DEV_API_KEY:
+        return "is the development key"
+    folded = re.sub(r"[^a-z0-9]", "", key.lower())
+    if key in PLACEHOLDER_API_KEYS or any(marker in folded for marker in PLACEHOLDER_MARKERS):
+        return "is a placeholder (an example value)"
+    if len(key) < API_KEY_MIN_LENGTH:
+        return f"has {len(key)} characters"
+    return None

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import google.auth
 from firebase_admin import credentials, messaging
 from google.auth.exceptions import GoogleAuthError
+from google.auth.transport.requests import Request
 
 from services.common.contracts.push import FCM_PAYLOAD_LIMIT, fcm_reserved, payload_size
 from services.pusher.config import PusherSettings
@@ -35,6 +37,8 @@ APNS_PRIORITY = {"high": "10", "normal": "5"}
 SEND_PATH = "/v1/projects/{project}/messages:send"
 # The sandbox wants a bearer token, any will do.
 SANDBOX_ACCESS_TOKEN = "offload-sandbox"
+# What the pusher's tokens may do: send FCM messages, nothing else.
+FCM_SCOPES = ("https://www.googleapis.com/auth/firebase.messaging",)
 # Refresh an OAuth2 token this long before it expires, so no batch goes out with a stale one.
 TOKEN_REFRESH_MARGIN_S = 300.0
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
@@ -304,21 +308,22 @@ def _names_invalid_token(error: dict[str, Any]) -> bool:
 
 
 class AccessTokens:
-    """OAuth2 bearer tokens for FCM: fixed for the sandbox, else from the service account,
-    cached per process and refreshed TOKEN_REFRESH_MARGIN_S before they expire."""
+    """OAuth2 bearer tokens for FCM: fixed for the sandbox, else from a service-account key file
+    or application-default credentials (settings.credentials_source), cached per process and
+    refreshed TOKEN_REFRESH_MARGIN_S before they expire."""
 
     def __init__(self, settings: PusherSettings, fetch: Callable[[], Any] | None = None) -> None:
         self.project = settings.fcm_project
         self._fetch = fetch
-        path = settings.google_application_credentials
-        if fetch is None and path is not None:
-            try:
-                certificate = credentials.Certificate(path)
-            except (ValueError, OSError) as exc:
-                raise CredentialsError(f"{path}: {exc}") from exc
-            if "fcm_project" not in settings.model_fields_set and certificate.project_id:
-                self.project = certificate.project_id
-            self._fetch = certificate.get_access_token
+        if fetch is None and settings.credentials_source != "sandbox":
+            project, self._fetch = _credentials(settings)
+            if "fcm_project" not in settings.model_fields_set:
+                if project is None:
+                    raise CredentialsError(
+                        f"the FCM credentials ({settings.credentials_source}) name no project: "
+                        "set OFFLOAD_FCM_PROJECT"
+                    )
+                self.project = project
         self._token: str | None = None
         self._refresh_at = 0.0
         # A thread lock: the fetch runs in a worker thread, and one client may serve many loops.
@@ -355,12 +360,38 @@ class AccessTokens:
             return self._token
 
 
-_token_sources: dict[tuple[str | None, str], AccessTokens] = {}
+def _credentials(settings: PusherSettings) -> tuple[str | None, Callable[[], Any]]:
+    """The project the credentials name and their token fetch (an AccessTokenInfo each call)."""
+    if settings.credentials_source == "adc":
+        try:
+            adc, project = google.auth.default(scopes=FCM_SCOPES)
+        except GoogleAuthError as exc:
+            raise CredentialsError(f"application-default credentials: {exc}") from exc
+        request = Request()
+
+        def fetch() -> credentials.AccessTokenInfo:
+            adc.refresh(request)  # type: ignore[no-untyped-call]
+            return credentials.AccessTokenInfo(adc.token, adc.expiry)
+
+        return project, fetch
+    path = str(settings.google_application_credentials)
+    try:
+        certificate = credentials.Certificate(path)
+    except (ValueError, OSError) as exc:
+        raise CredentialsError(f"{path}: {exc}") from exc
+    return certificate.project_id, certificate.get_access_token
+
+
+_token_sources: dict[tuple[str, str | None, str], AccessTokens] = {}
 
 
 def access_tokens(settings: PusherSettings) -> AccessTokens:
     """The process-wide token source of these settings (clients come and go per batch)."""
-    key = (settings.google_application_credentials, settings.fcm_project)
+    key = (
+        settings.credentials_source,
+        settings.google_application_credentials,
+        settings.fcm_project,
+    )
     source = _token_sources.get(key)
     if source is None:
         source = _token_sources[key] = AccessTokens(settings)

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import google.auth
 import httpx
 import pytest
 from firebase_admin import messaging
@@ -17,7 +18,7 @@ from google.auth.exceptions import RefreshError
 
 from services.common.contracts.push import payload_size
 from services.pusher.config import PusherSettings
-from services.pusher.errors import AccessTokenError, InvalidMessage
+from services.pusher.errors import AccessTokenError, CredentialsError, InvalidMessage
 from services.pusher.fcm import (
     MAX_PAYLOAD_BYTES,
     AccessTokens,
@@ -30,6 +31,7 @@ from services.pusher.fcm import (
     parse_retry_after,
 )
 from services.pusher.metrics import MESSAGES
+from tests.integration.test_fcm_access_token import TokenEndpoint
 from tests.support.fcm_sandbox import FcmSandbox
 from tests.support.processes import free_port
 from tests.support.service_account import service_account_file
@@ -386,3 +388,48 @@ async def test_client_and_sandbox_agree_on_reserved_data_keys(fresh: FcmSandbox,
         )
     assert response.status_code == 400
     assert response.json()["error"]["message"] == f"Invalid data payload key: {key}"
+
+
+# --- application-default credentials (issue 12, item 10) ---------------------------------
+
+
+@pytest.fixture
+def adc_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """google.auth.default, called through, with the arguments of each call."""
+    calls: list[dict[str, Any]] = []
+    real = google.auth.default
+
+    def spy(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(google.auth, "default", spy)
+    return calls
+
+
+async def test_application_default_credentials_give_the_token_and_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adc_calls: list[dict[str, Any]]
+) -> None:
+    with TokenEndpoint(failures=0) as endpoint:
+        key_file = service_account_file(
+            tmp_path / "sa.json", project_id="acme-adc", token_uri=endpoint.url
+        )
+        # ADC finds a key file through this variable, as on a machine without a metadata server.
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+        settings = PusherSettings(fcm_credentials="adc")
+        tokens = AccessTokens(settings)
+        assert tokens.project == "acme-adc"
+        assert [await tokens.get(), await tokens.get()] == ["ya29.t", "ya29.t"]
+    assert endpoint.requests == 1  # cached for the token's lifetime
+    assert adc_calls == [{"scopes": ("https://www.googleapis.com/auth/firebase.messaging",)}]
+    assert settings.fcm_base_url() == "https://fcm.googleapis.com"
+    explicit = PusherSettings(fcm_credentials="adc", fcm_project="other")
+    assert AccessTokens(explicit).project == "other"
+
+
+def test_application_default_credentials_not_found_is_a_credentials_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    with pytest.raises(CredentialsError, match="application-default credentials"):
+        AccessTokens(PusherSettings(fcm_credentials="adc"))
