@@ -27,6 +27,7 @@ from services.gateway.jobs.admission import Admission
 from services.gateway.jobs.idempotency import IdempotencyKeys
 from services.gateway.jobs.outbox import OutboxRelay
 from services.gateway.jobs.service import JobService
+from services.gateway.jobs.streams import StreamLimiter
 from services.gateway.messaging.publisher import Publisher
 from services.gateway.middleware import RequestContextMiddleware, RequestGuardMiddleware
 from services.gateway.reports.service import ReportService
@@ -94,6 +95,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             reports=ReportService(pool),
             storage=storage,
             uploads=UploadStore(storage, settings.upload_max_bytes, settings.upload_ttl_s),
+            streams=StreamLimiter(
+                settings.sse_max_streams, settings.sse_max_streams_per_key, settings.retry_after_s
+            ),
         )
         janitor = Janitor(
             IdempotencyKeys(pool),

@@ -55,6 +55,10 @@ class GatewaySettings(ServiceSettings):
     upload_max_bytes: int = Field(default=2 * 1024**3, ge=1)
     # POST /v1/devices/import: read line by line, so this bounds the work, not the memory.
     device_import_max_bytes: int = Field(default=1024**3, ge=1)
+    # Open GET /v1/jobs/{id}/events streams, per gateway process (each polls Postgres): past
+    # either cap a new stream is a 429 with Retry-After (services/gateway/jobs/streams.py).
+    sse_max_streams: int = Field(default=100, ge=1)
+    sse_max_streams_per_key: int = Field(default=10, ge=1)
 
     @model_validator(mode="after")
     def _keys_required_outside_development(self) -> "GatewaySettings":

@@ -18,6 +18,7 @@ from services.gateway.errors import Unauthorized
 from services.gateway.jobs.admission import Admission
 from services.gateway.jobs.idempotency import Idempotency, request_hash
 from services.gateway.jobs.service import JobService
+from services.gateway.jobs.streams import StreamLimiter
 from services.gateway.messaging.publisher import Publisher
 from services.gateway.reports.service import ReportService
 from services.gateway.uploads.service import UploadStore
@@ -38,6 +39,7 @@ class Clients:
     devices: DeviceRegistry
     storage: Storage
     uploads: UploadStore
+    streams: StreamLimiter
 
 
 async def _clients(request: Request) -> Clients:

@@ -110,6 +110,13 @@ class PayloadTooLarge(GatewayError):
     code = "payload_too_large"
 
 
+class TooManyStreams(GatewayError):
+    """Too many event streams are open for this API key or in this gateway process."""
+
+    status_code = 429
+    code = "too_many_streams"
+
+
 def error_response(exc: GatewayError) -> JSONResponse:
     """The answer to a GatewayError: {"error": {"code", "message"}} with its status."""
     return JSONResponse(

@@ -4,6 +4,7 @@ request guard (API key and body limit before a route reads the body)."""
 import re
 import time
 import uuid
+from http import HTTPStatus
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -25,6 +26,14 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+# Label values come from these bounded sets whatever a client sends (each set of values is a
+# series Prometheus keeps): the route's template, never the path ("unmatched" when no route
+# took it), a standard method or "other", a known status code or its class.
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+)
+_STATUSES = frozenset(int(s) for s in HTTPStatus)
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Every route under it declares the ApiKey dependency, and no other route does (checked in
@@ -62,10 +71,22 @@ class RequestContextMiddleware:
         finally:
             route: Any = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            method = scope["method"]
+            method = method_label(scope["method"])
             HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - started)
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
+            HTTP_REQUESTS.labels(method, template, status_label(status)).inc()
             request_id_var.reset(token)
+
+
+def method_label(method: str) -> str:
+    """The request method as a label: a standard one as sent, anything else "other"."""
+    return method if method in METHODS else "other"
+
+
+def status_label(status: int) -> str:
+    """The status as a label: a known code, else its class ("2xx"), else "other"."""
+    if status in _STATUSES:
+        return str(status)
+    return f"{status // 100}xx" if 100 <= status <= 599 else "other"
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
