@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from services.common import topology
@@ -27,6 +28,7 @@ from tests.support.deployment import (
     VERSION,
     cli_variables,
     command,
+    deployed,
     docker_compose,
     dockerfile_stages,
     duration_s,
@@ -310,7 +312,7 @@ def test_health_checks_name_real_modes(services: dict[str, Any]) -> None:
 
 def test_pool_grace_periods_outlast_their_longest_task(services: dict[str, Any]) -> None:
     for name in POOLS:
-        settings = load_settings(ROLES[name].settings, environment(services[name]))
+        settings = load_settings(ROLES[name].settings, deployed(environment(services[name])))
         grace = duration_s(services[name]["stop_grace_period"])
         assert grace >= settings.task_time_limit_s + 10, name
 
@@ -330,13 +332,30 @@ def test_each_service_sets_only_settings_it_reads_and_they_validate(
                 assert variable in FOREIGN_VARIABLES, f"{name} sets unexpected {variable}"
         for field in required_fields(role.settings):
             assert env_names(role.settings)[field] in env, f"{name} lacks {field}"
-        # The settings class accepts exactly this environment (production rules included).
-        load_settings(role.settings, env)
+        # The settings class accepts this environment once its placeholders are replaced
+        # (production rules included); the placeholders themselves are refused (below).
+        load_settings(role.settings, deployed(env))
+
+
+def test_production_refuses_the_example_api_key_as_it_stands(services: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="placeholder"):
+        load_settings(ROLES["gateway"].settings, environment(services["gateway"]))
+
+
+def test_pushers_send_to_the_sandbox_only_with_the_consent_compose_gives(
+    services: dict[str, Any],
+) -> None:
+    for name in ("pusher-bulk", "pusher-urgent"):
+        env = deployed(environment(services[name]))
+        assert env["OFFLOAD_FCM_SANDBOX"] == "true", name
+        without = {k: v for k, v in env.items() if k != "OFFLOAD_FCM_SANDBOX"}
+        with pytest.raises(ValidationError, match="FCM"):
+            load_settings(ROLES[name].settings, without)
 
 
 def test_processes_listen_where_they_are_reached(services: dict[str, Any]) -> None:
     def settings(name: str) -> Any:
-        return load_settings(ROLES[name].settings, environment(services[name]))
+        return load_settings(ROLES[name].settings, deployed(environment(services[name])))
 
     gateway = settings("gateway")
     assert (gateway.gateway_host, gateway.gateway_port) == ("0.0.0.0", 8000)

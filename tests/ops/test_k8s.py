@@ -14,6 +14,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from services.common import topology
 from tests.support.deployment import (
@@ -22,6 +23,7 @@ from tests.support.deployment import (
     REPO,
     ROLES,
     command,
+    deployed,
     duration_s,
     environment,
     k8s_documents,
@@ -149,7 +151,13 @@ def test_workloads_run_what_compose_runs() -> None:
 def test_settings_accept_the_kubernetes_environment() -> None:
     for name, role in ROLES.items():
         env, _ = _k8s_environment(_container(name))
-        load_settings(role.settings, env)
+        load_settings(role.settings, deployed(env))
+
+
+def test_production_refuses_the_example_secret_as_it_stands() -> None:
+    env, _ = _k8s_environment(_container("gateway"))
+    with pytest.raises(ValidationError, match="placeholder"):
+        load_settings(ROLES["gateway"].settings, env)
 
 
 def test_pods_run_as_uid_10001_on_a_read_only_root() -> None:

@@ -200,6 +200,17 @@ def only_environment(env: Mapping[str, str]) -> Iterator[None]:
         yield
 
 
+PLACEHOLDER = re.compile(r"change-me[a-z0-9_-]*", re.IGNORECASE)
+# What an operator puts where the examples say change-me: long and random enough for production.
+DEPLOYED_SECRET = "s3cr3t-9f2c41d7e0b84a6c8e1f5a3b7d9c0e24"
+
+
+def deployed(env: Mapping[str, str]) -> dict[str, str]:
+    """An example environment as deployed: every change-me placeholder replaced by a real
+    secret (production refuses the placeholders themselves, see the tests that say so)."""
+    return {name: PLACEHOLDER.sub(DEPLOYED_SECRET, value) for name, value in env.items()}
+
+
 def load_settings(settings: type[ServiceSettings], env: Mapping[str, str]) -> ServiceSettings:
     """The settings a process started with exactly `env` would read."""
     with only_environment(env):
