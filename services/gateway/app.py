@@ -94,7 +94,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             campaigns=CampaignService(pool),
             reports=ReportService(pool),
             storage=storage,
-            uploads=UploadStore(storage, settings.upload_max_bytes, settings.upload_ttl_s),
+            uploads=UploadStore(
+                storage,
+                settings.upload_max_bytes,
+                settings.upload_ttl_s,
+                settings.upload_max_columns,
+            ),
             streams=StreamLimiter(
                 settings.sse_max_streams, settings.sse_max_streams_per_key, settings.retry_after_s
             ),

@@ -96,6 +96,13 @@ class UnsupportedContentEncoding(UnsupportedImportType):
     code = "unsupported_content_encoding"
 
 
+class UploadTooWide(GatewayError):
+    """The upload's rows bring more distinct keys than OFFLOAD_UPLOAD_MAX_COLUMNS; nothing kept."""
+
+    status_code = 422
+    code = "too_many_columns"
+
+
 class InvalidImportHeader(GatewayError):
     """The CSV header row does not name the columns an import needs."""
 

@@ -52,6 +52,12 @@ def small_gateway(platform: None, tmp_path_factory: pytest.TempPathFactory) -> I
     yield from _gateway(tmp_path_factory, OFFLOAD_UPLOAD_MAX_BYTES="1000000")
 
 
+@pytest.fixture(scope="module")
+def narrow_gateway(platform: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway that takes uploads of up to 3 columns."""
+    yield from _gateway(tmp_path_factory, OFFLOAD_UPLOAD_MAX_COLUMNS="3")
+
+
 def chunked(data: bytes, size: int = 7_001) -> Iterator[bytes]:
     """An upload in odd-sized chunks, so lines straddle chunk boundaries."""
     for at in range(0, len(data), size):
@@ -363,3 +369,10 @@ def test_uploads_land_in_s3_when_configured(
             under.size(f"uploads/{receipt['upload_id']}/nothing")
     finally:
         s3.service.stop()
+
+
+def test_the_column_cap_is_a_setting(narrow_gateway: Gateway) -> None:
+    assert upload(narrow_gateway.base_url, b'{"a": 1, "b": 2, "c": 3}\n').status_code == 201
+    refused = upload(narrow_gateway.base_url, b'{"a": 1, "b": 2, "c": 3, "d": 4}\n')
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "too_many_columns"

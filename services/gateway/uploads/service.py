@@ -21,11 +21,11 @@ from services.common import rowfiles
 from services.common.rowfiles import MAX_COLUMNS, IndexBuilder, TooManyColumns, UploadIndex
 from services.common.storage import ObjectWriter, Storage
 from services.gateway.errors import (
-    GatewayError,
     InvalidImportHeader,
     NoValidRows,
     UploadNotFound,
     UploadTooLarge,
+    UploadTooWide,
 )
 from services.gateway.line_reader import Format, LineParser, csv_fields
 
@@ -40,13 +40,6 @@ def _no_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
-
-
-class UploadTooWide(GatewayError):
-    """The upload's rows bring more distinct keys than OFFLOAD_UPLOAD_MAX_COLUMNS; nothing kept."""
-
-    status_code = 422
-    code = "too_many_columns"
 
 
 class UploadParser(LineParser[bytes]):
