@@ -1,7 +1,5 @@
 import os
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +8,7 @@ from pydantic import ValidationError
 
 from services.common.config import DEV_API_KEY
 from services.gateway.config import GatewaySettings
+from tests.support.processes import run_module
 
 
 def test_development_falls_back_to_the_printed_dev_key() -> None:
@@ -121,15 +120,7 @@ def test_the_gateway_exits_at_start_on_a_placeholder_key_in_production() -> None
         OFFLOAD_AMQP_URL=BROKER,
         OFFLOAD_GATEWAY_PORT="1",  # never reached: nothing may listen
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "services.gateway"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_module("services.gateway", env)
     assert done.returncode != 0
     assert "OFFLOAD_API_KEYS: key 1 of 1 is a placeholder" in done.stderr, done.stderr
     assert "change-me-api-key" not in done.stderr

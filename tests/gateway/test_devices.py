@@ -2,7 +2,6 @@
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,24 +14,14 @@ from typer.testing import CliRunner
 from services.ops.cli import cli
 from tests.conftest import api
 from tests.support import environment
-from tests.support.processes import PeakRss, Service, start_gateway
+from tests.support.processes import Gateway, PeakRss, gateway_for_module
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Gateway:
-    service: Service
-    base_url: str
-
-
 @pytest.fixture(scope="module")
 def gateway(platform: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    service, base_url = start_gateway(tmp_path_factory.mktemp("logs"))
-    try:
-        yield Gateway(service, base_url)
-    finally:
-        service.stop()
+    yield from gateway_for_module(tmp_path_factory)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import api
 from tests.support import environment
-from tests.support.processes import PeakRss, Service, start_gateway
+from tests.support.processes import Gateway, PeakRss, gateway_for_module
 
 pytestmark = pytest.mark.integration
 
@@ -22,23 +22,13 @@ IMPORT_LIMIT = 200_000
 ANALYSIS = b'{"blog_url": "https://blog.example.com/", "pad": "'
 
 
-@dataclass
-class Gateway:
-    service: Service
-    base_url: str
-
-
 @pytest.fixture(scope="module")
 def gateway(platform: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    service, base_url = start_gateway(
-        tmp_path_factory.mktemp("logs"),
+    yield from gateway_for_module(
+        tmp_path_factory,
         OFFLOAD_STORAGE_URL=tmp_path_factory.mktemp("storage").as_uri(),
         OFFLOAD_DEVICE_IMPORT_MAX_BYTES=str(IMPORT_LIMIT),
     )
-    try:
-        yield Gateway(service, base_url)
-    finally:
-        service.stop()
 
 
 @dataclass

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from tests.conftest import api
-from tests.support.processes import start_gateway
+from tests.support.processes import gateway_for_module
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +31,8 @@ ODD_METHODS += ["REPORT", "PURGE", "MKCALENDAR", "LINK", "UNLINK", "FOO", "get",
 
 @pytest.fixture(scope="module")
 def base_url(platform: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    service, base_url = start_gateway(tmp_path_factory.mktemp("logs"))
-    try:
-        yield base_url
-    finally:
-        service.stop()
+    for running in gateway_for_module(tmp_path_factory):
+        yield running.base_url
 
 
 def series(base_url: str) -> set[Series]:

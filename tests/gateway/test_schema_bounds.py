@@ -16,18 +16,15 @@ from services.common.contracts.reports import (
 from services.gateway.analyses.schemas import BLOG_URL_MAX_CHARS
 from services.gateway.devices.schemas import TOPIC_MAX_CHARS, TOPICS_MAX, USER_ID_MAX_CHARS
 from tests.conftest import api
-from tests.support.processes import start_gateway
+from tests.support.processes import gateway_for_module
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def base_url(platform: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    service, base_url = start_gateway(tmp_path_factory.mktemp("logs"))
-    try:
-        yield base_url
-    finally:
-        service.stop()
+    for running in gateway_for_module(tmp_path_factory):
+        yield running.base_url
 
 
 def report(**change: Any) -> dict[str, Any]:

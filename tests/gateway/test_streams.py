@@ -7,7 +7,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,7 +17,7 @@ from services.gateway.errors import TooManyStreams
 from services.gateway.jobs.streams import StreamLimiter
 from tests.conftest import api
 from tests.support import environment
-from tests.support.processes import Service, start_gateway
+from tests.support.processes import Gateway, gateway_for_module
 
 OTHER_KEY = "other-key"
 PER_KEY = 2
@@ -90,25 +89,15 @@ async def test_a_slot_comes_back_when_the_stream_is_cancelled() -> None:
 # --- through a gateway -----------------------------------------------------------------------
 
 
-@dataclass
-class Gateway:
-    service: Service
-    base_url: str
-
-
 @pytest.fixture(scope="module")
 def gateway(platform: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    service, base_url = start_gateway(
-        tmp_path_factory.mktemp("logs"),
+    yield from gateway_for_module(
+        tmp_path_factory,
         OFFLOAD_API_KEYS=f"{environment.API_KEY},{OTHER_KEY}",
         OFFLOAD_SSE_MAX_STREAMS_PER_KEY=str(PER_KEY),
         OFFLOAD_SSE_MAX_STREAMS=str(TOTAL),
         OFFLOAD_RETRY_AFTER_S="3",
     )
-    try:
-        yield Gateway(service, base_url)
-    finally:
-        service.stop()
 
 
 @pytest.fixture

@@ -5,18 +5,21 @@ Only the worker reaches the dependency through a proxy the test cuts; the gatewa
 machine's shared servers are untouched."""
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from services.common.worker.jobtask import MAX_WORKER_KILLS
-from tests.conftest import api, purge_queues
+from tests.conftest import api
 from tests.e2e.test_reports import COLUMNS, rows, wait_job, wait_ready
+from tests.integration.test_report_reliability import gateway, storage
 from tests.support import environment
-from tests.support.processes import start_gateway, start_worker, wait_until
+from tests.support.processes import start_worker, wait_until
 from tests.support.proxy import TcpProxy
+
+# A gateway on its own storage and a clean platform, as the other report reliability tests.
+__all__ = ["gateway", "storage"]
 
 pytestmark = pytest.mark.integration
 
@@ -35,23 +38,6 @@ def through(proxy: TcpProxy, url: str) -> str:
     credentials = parts.netloc.rpartition("@")[0]
     netloc = f"{credentials}@127.0.0.1:{proxy.port}" if credentials else f"127.0.0.1:{proxy.port}"
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Path:
-    path = tmp_path / "storage"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def gateway(platform: None, clean: None, tmp_path: Path, storage: Path) -> Iterator[str]:
-    purge_queues()
-    service, base_url = start_gateway(tmp_path, OFFLOAD_STORAGE_URL=f"file://{storage}")
-    try:
-        yield base_url
-    finally:
-        service.stop()
 
 
 @pytest.mark.parametrize("dependency", sorted(DEPENDENCIES))

@@ -1,14 +1,13 @@
 """Pusher settings: where pushes go, and what production refuses (issue 12, item 10)."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from services.pusher.config import FCM_PRODUCTION_URL, PusherSettings
+from tests.support.processes import run_module
 from tests.support.service_account import service_account_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,14 +99,6 @@ def test_a_pusher_without_credentials_exits_at_start_in_production(tmp_path: Pat
         OFFLOAD_AMQP_URL=BROKER,
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "services.pusher"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_module("services.pusher", env)
     assert done.returncode != 0
     assert "no FCM credentials in production" in done.stderr, done.stderr

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -16,6 +17,7 @@ from typing import Self
 import httpx
 import pika
 import psutil
+import pytest
 
 from services.common.topology import pika_parameters
 from tests.support import environment
@@ -249,6 +251,21 @@ def start_process(
     return service.wait_ready(ready, timeout, what or f"{name} to be ready", step)
 
 
+def run_module(
+    module: str, env: Mapping[str, str], timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """`python -m <module>` from the repository with exactly `env`, to its end (or `timeout`)."""
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def start_gateway(log_dir: Path, **env: str) -> tuple[Service, str]:
     """A gateway process on a free port, once /readyz says it can accept jobs."""
     port = free_port()
@@ -263,6 +280,23 @@ def start_gateway(log_dir: Path, **env: str) -> tuple[Service, str]:
         what="the gateway to be ready",
     )
     return service, base
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """A running gateway process and where it answers."""
+
+    service: Service
+    base_url: str
+
+
+def gateway_for_module(factory: pytest.TempPathFactory, **env: str) -> Iterator[Gateway]:
+    """A gateway for one module's tests (`yield from` it in a module-scoped fixture)."""
+    service, base_url = start_gateway(factory.mktemp("logs"), **env)
+    try:
+        yield Gateway(service, base_url)
+    finally:
+        service.stop()
 
 
 def consumer_count(queue: str, amqp_url: str | None = None) -> int:
