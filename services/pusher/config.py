@@ -8,8 +8,9 @@ from pydantic_settings import SettingsConfigDict
 from services.common.config import ServiceSettings
 
 FCM_PRODUCTION_URL = "https://fcm.googleapis.com"
-# RabbitMQ's consumer_timeout (its default, kept in deploy/rabbitmq/rabbitmq.conf): a delivery
-# held unacked longer gets its channel closed.
+# RabbitMQ's consumer_timeout (its default, kept in deploy/rabbitmq/rabbitmq.conf): on 3.x a
+# delivery held unacked longer gets its channel closed (4.3 no longer applies it to classic
+# queues; the bound still keeps a held retry short).
 RABBITMQ_CONSUMER_TIMEOUT_S = 1800
 
 
