@@ -14,14 +14,13 @@ import psycopg
 import redis
 from psycopg_pool import PoolTimeout
 
-# A dependency that did not answer (Redis or Postgres down, slow or unreachable): nothing is
-# wrong with the job, so a worker puts its message back or retries it rather than failing it.
-DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
-    redis.ConnectionError,
-    redis.TimeoutError,
-    psycopg.OperationalError,
-    PoolTimeout,
-)
+# Redis or Postgres did not answer (down, unreachable, loading, or slower than its timeout).
+# The same classes for the sync and the asyncio clients; BusyLoadingError is a ConnectionError.
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (psycopg.OperationalError, PoolTimeout)
+# Either: nothing is wrong with the job, so a worker puts its message back or retries it
+# rather than failing it, and the gateway answers 503 rather than 500.
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (*REDIS_UNAVAILABLE, *DATABASE_UNAVAILABLE)
 
 
 class OffloadError(Exception):

@@ -14,6 +14,7 @@ from typing import Any
 from psycopg import Connection, sql
 from psycopg_pool import ConnectionPool
 
+from services.common.contracts import TaskPayload
 from services.common.contracts.push import SendBatch, SendCampaign, message_priority, queue_for
 from services.common.store import campaigns
 from services.common.store.campaigns import Campaign
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 # Publishes a task message: (payload, queue, AMQP priority).
-Publish = Callable[[Any, str, int], None]
+Publish = Callable[[TaskPayload, str, int], None]
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,8 @@ def send_batch(self: PusherTask, **payload: Any) -> None:
     )
 
 
-@app.task(bind=True, name=DISPATCH_DUE)
-def dispatch_due_campaigns(self: Any) -> int:
+@app.task(name=DISPATCH_DUE)
+def dispatch_due_campaigns() -> int:
     """Start scheduled campaigns whose send time has come (periodic, from beat)."""
 
     def publish(request: TaskPayload, queue: str, priority: int) -> None:

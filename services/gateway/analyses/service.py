@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import BusyLoadingError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.common.contracts.analysis import (
     ANALYZE_BLOG,
@@ -23,16 +20,15 @@ from services.common.contracts.analysis import (
     inflight_key,
     score_cache_key,
 )
+from services.common.errors import REDIS_UNAVAILABLE
+from services.common.jobs import JobStatus
 from services.gateway.analyses.schemas import AnalysisRequest
 from services.gateway.errors import RedisUnavailable
 from services.gateway.jobs.admission import Admission, JobRequest
 from services.gateway.jobs.idempotency import Idempotency
-from services.gateway.jobs.service import JobService
+from services.gateway.jobs.service import ACTIVE, JobService
 
 log = logging.getLogger(__name__)
-
-# Redis did not answer (down, unreachable, loading, or slower than OFFLOAD_REDIS_TIMEOUT_S).
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
 
 # KEYS: score cache, in-flight claim; ARGV: new job id, claim TTL.
 _ADMIT = """
@@ -88,26 +84,26 @@ class AnalysisAdmission:
             found, value = await self._redis.eval(  # type: ignore[misc]
                 _ADMIT, 2, score_cache_key(body.blog_url), key, str(request.job_id), str(ttl)
             )
-        except REDIS_DOWN as exc:
+        except REDIS_UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
         if found == b"cached":
             entry = ScoreCacheEntry.model_validate_json(value)
-            finished = await self._jobs.find_succeeded(entry.job_id)
+            finished = await self._jobs.find(entry.job_id, (JobStatus.SUCCEEDED,))
             if finished is not None:
                 return Admitted(finished, cached=True)
         elif found == b"inflight":
-            running = None if value is None else await self._jobs.find_active(value.decode())
+            running = None if value is None else await self._jobs.find(value.decode(), ACTIVE)
             if running is not None:
                 return Admitted(running)
             try:
                 await self._redis.set(key, str(request.job_id), ex=ttl)
-            except REDIS_DOWN as exc:
+            except REDIS_UNAVAILABLE as exc:
                 raise self._unavailable(exc) from exc
 
         async def release_claim() -> None:
             try:
                 await self._redis.delete(key)
-            except REDIS_DOWN as exc:  # the claim expires by itself; the real error goes on
+            except REDIS_UNAVAILABLE as exc:  # the claim expires by itself; the real error goes on
                 log.warning("in-flight claim for %s not released: %s", body.blog_url, exc)
 
         submitted = await self._admission.submit(request, undo=release_claim)

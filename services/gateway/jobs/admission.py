@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
-import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from services.common import jobs
 from services.common.contracts import MESSAGE_PRIORITY, TaskContract
+from services.common.errors import DATABASE_UNAVAILABLE
 from services.common.jobs import NewJob
 from services.gateway.errors import DatabaseUnavailable
 from services.gateway.jobs import idempotency
@@ -162,17 +162,15 @@ class Admission:
         try:
             async with self._pool.connection() as conn:
                 await jobs.discard_unpublished(conn, job_id)
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except DATABASE_UNAVAILABLE as exc:
             # The relay publishes it later: the job runs although its client got no 202.
             log.warning("unconfirmed job %s could not be discarded: %s", job_id, exc)
 
     async def _insert(self, row: NewJob) -> dict[str, Any]:
         try:
             return await self._inserter.insert(row)
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise DatabaseUnavailable(
-                f"the job could not be recorded: {exc}", headers={"Retry-After": "5"}
-            ) from exc
+        except DATABASE_UNAVAILABLE as exc:
+            raise _not_recorded(exc) from exc
 
     async def _record_once(
         self, request: JobRequest, idem: Idempotency
@@ -188,8 +186,12 @@ class Admission:
             existing = await self.replay(idem)
             assert existing is not None
             return existing, False
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise DatabaseUnavailable(
-                f"the job could not be recorded: {exc}", headers={"Retry-After": "5"}
-            ) from exc
+        except DATABASE_UNAVAILABLE as exc:
+            raise _not_recorded(exc) from exc
         return job, True
+
+
+def _not_recorded(exc: Exception) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"the job could not be recorded: {exc}", headers={"Retry-After": "5"}
+    )

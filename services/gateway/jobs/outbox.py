@@ -14,19 +14,17 @@ import logging
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from services.common import jobs
+from services.common.errors import DATABASE_UNAVAILABLE
 from services.gateway.errors import BrokerUnavailable
 from services.gateway.messaging import celery_message
 from services.gateway.messaging.publisher import Publisher
 from services.gateway.periodic import Periodic
 
 log = logging.getLogger(__name__)
-
-DATABASE_DOWN = (psycopg.OperationalError, PoolTimeout)
 
 
 def message_for(job: dict[str, Any]) -> celery_message.CeleryMessage:
@@ -62,7 +60,7 @@ class PublishedMarks:
         try:
             async with self._pool.connection() as conn:
                 await jobs.mark_published(conn, batch)
-        except DATABASE_DOWN as exc:
+        except DATABASE_UNAVAILABLE as exc:
             # Not lost: unmarked jobs are published again by the relay, at worst.
             log.warning("%d confirmed jobs not marked published yet: %s", len(batch), exc)
             self._pending[:0] = batch
@@ -117,7 +115,7 @@ class OutboxRelay(Periodic):
                     published.append(job["id"])
                 if published:
                     await jobs.mark_published(conn, published)
-        except DATABASE_DOWN as exc:
+        except DATABASE_UNAVAILABLE as exc:
             log.warning("outbox relay skipped a round, the database is unavailable: %s", exc)
             return 0
         if published:

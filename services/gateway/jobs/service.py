@@ -1,5 +1,6 @@
 """Reading and cancelling jobs from the gateway (the writes are services.common.jobs')."""
 
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -29,21 +30,15 @@ class JobService:
         """The job row; JobNotFound for an id this system never issued."""
         return await fetch_or_404(self._pool, jobs.fetch, job_id, JobNotFound, "job")
 
-    async def find_active(self, job_id: str | UUID) -> dict[str, Any] | None:
-        """The job if it exists and is queued or running."""
+    async def find(
+        self, job_id: str | UUID, statuses: Collection[JobStatus]
+    ) -> dict[str, Any] | None:
+        """The job if it exists and is in one of `statuses`, else None."""
         try:
             job = await self.get(job_id)
         except JobNotFound:
             return None
-        return job if job["status"] in ACTIVE else None
-
-    async def find_succeeded(self, job_id: str | UUID) -> dict[str, Any] | None:
-        """The job if it exists and succeeded."""
-        try:
-            job = await self.get(job_id)
-        except JobNotFound:
-            return None
-        return job if job["status"] == JobStatus.SUCCEEDED else None
+        return job if job["status"] in statuses else None
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running job; JobAlreadyFinished if it had finished."""
